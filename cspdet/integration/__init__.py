@@ -1,0 +1,43 @@
+"""The one place where cspdet reaches into ultralytics: YAML parsing, model YAML lookup, trainer hooks."""
+
+from __future__ import annotations
+
+import functools
+
+from cspdet.integration.registry import REGISTRY, register_module
+
+__all__ = ["REGISTRY", "install", "register_module"]
+
+
+def _wrap(owner, name: str, replacement):
+    """Replace ``owner.name`` (a function or method) by one that calls ``replacement(original, *args)``."""
+    original = getattr(owner, name)
+
+    @functools.wraps(original)
+    def wrapped(*args, **kwargs):
+        return replacement(original, *args, **kwargs)
+
+    wrapped.cspdet = True
+    setattr(owner, name, wrapped)
+
+
+def install():
+    """Check ultralytics and patch it so that registered modules work from YAMLs and the stock CLI (idempotent)."""
+    import ultralytics.engine.model
+    import ultralytics.nn
+    from ultralytics.engine.trainer import BaseTrainer
+    from ultralytics.nn import tasks
+    from ultralytics.utils.callbacks.base import default_callbacks
+
+    from cspdet.integration import configs, registry, training
+    from cspdet.integration.compat import check_ultralytics
+
+    if getattr(tasks.parse_model, "cspdet", False):
+        return
+    check_ultralytics()
+    for owner in (tasks, ultralytics.nn):
+        _wrap(owner, "parse_model", registry.parse_model)
+    for owner in (tasks, ultralytics.nn, ultralytics.engine.model):
+        _wrap(owner, "yaml_model_load", configs.load_model_yaml)
+    _wrap(BaseTrainer, "build_optimizer", training.build_optimizer)
+    default_callbacks["on_fit_epoch_end"].append(training.record_wrc_weights)

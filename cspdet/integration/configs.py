@@ -1,0 +1,52 @@
+"""Model YAML lookup: cspdet's bundled configs by bare name, and the scale picked by a ``-<scale>`` suffix."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1]
+CONFIG_DIRS = (PACKAGE / "cfg", PACKAGE.parent / "cfg")  # installed wheel, then a source checkout
+
+
+def _existing(path: Path) -> Path | None:
+    if path.is_file():
+        return path
+    if path.parent == Path("."):  # a bare name: look in the bundled configs
+        return next((d / path.name for d in CONFIG_DIRS if (d / path.name).is_file()), None)
+    return None
+
+
+def find_model_yaml(path) -> tuple[Path, str] | None:
+    """Resolve a model YAML name the way cspdet extends ultralytics.
+
+    ``csp_wrc.yaml`` is found among the bundled configs when it is not a local file, and ``csp_wrc-s.yaml`` means
+    ``csp_wrc.yaml`` at scale ``s``. Returns ``(file, scale)`` with ``scale`` empty when none was asked for, or None
+    when ultralytics' own lookup should handle the name (an existing file, or an ultralytics model such as
+    ``yolo11s.yaml``).
+    """
+    path = Path(path)
+    if path.is_file() or path.suffix not in {".yaml", ".yml"}:
+        return None
+    bundled = _existing(path)
+    if bundled:
+        return bundled, ""
+    match = re.fullmatch(r"(.+)-(\w+)", path.stem)
+    base = match and _existing(path.with_name(match[1] + path.suffix))
+    return (base, match[2]) if base else None
+
+
+def load_model_yaml(original, path) -> dict:
+    """Run ultralytics' ``original`` yaml_model_load with cspdet's lookup; an unknown scale is an error."""
+    found = find_model_yaml(path)
+    if found is None:
+        return original(path)
+    file, scale = found
+    d = original(file)
+    scales = d.get("scales") or {}
+    if scale and scale not in scales:
+        hint = f"one of {', '.join(scales)}" if scales else "none: the file defines no 'scales'"
+        raise ValueError(f"{path}: scale '{scale}' is not defined in {file} (scales: {hint})")
+    d["scale"] = scale or d["scale"]
+    d["yaml_file"] = str(path)
+    return d

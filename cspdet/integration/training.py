@@ -1,0 +1,74 @@
+"""Training hooks: keep WRC weights out of weight decay, and record them every epoch."""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from pathlib import Path
+
+from ultralytics.utils import LOGGER, colorstr
+from ultralytics.utils.torch_utils import unwrap_model
+
+from cspdet.nn.wrc import WeightedShortcut
+
+WRC_CSV = "wrc_weights.csv"
+
+
+def exempt_from_decay(optimizer, model) -> int:
+    """Move every WeightedShortcut alpha/beta out of weight-decaying groups into no-decay twins of those groups.
+
+    Ultralytics decays every parameter that is not a bias or a norm weight, which would pull alpha and beta to 0.
+    Returns the number of parameters moved.
+    """
+    wrc = {id(p) for m in unwrap_model(model).modules() if isinstance(m, WeightedShortcut) for p in m.parameters()}
+    moved = 0
+    for group in list(optimizer.param_groups):
+        if not group.get("weight_decay"):
+            continue
+        keep = [p for p in group["params"] if id(p) not in wrc]
+        if len(keep) == len(group["params"]):
+            continue
+        twin = {k: v for k, v in group.items() if k != "params"}
+        twin.update(params=[p for p in group["params"] if id(p) in wrc], weight_decay=0.0, param_group="wrc")
+        group["params"] = keep
+        optimizer.add_param_group(twin)
+        moved += len(twin["params"])
+    if moved:
+        LOGGER.info(f"{colorstr('cspdet:')} {moved} WRC weights (alpha, beta) in a no-decay parameter group")
+    return moved
+
+
+def build_optimizer(original, trainer, model, *args, **kwargs):
+    """BaseTrainer.build_optimizer with WRC weights exempt from weight decay."""
+    optimizer = original(trainer, model, *args, **kwargs)
+    exempt_from_decay(optimizer, model)
+    return optimizer
+
+
+def wrc_weights(model) -> list[tuple[str, float, float]]:
+    """Return (layer name, mean effective alpha, mean effective beta) for every WeightedShortcut in ``model``."""
+    rows = []
+    for name, m in unwrap_model(model).named_modules():
+        if isinstance(m, WeightedShortcut):
+            a, b = m.coefficients()
+            rows.append((name, float(a.float().mean()), float(b.float().mean())))
+    return rows
+
+
+def record_wrc_weights(trainer):
+    """on_fit_epoch_end callback: append the epoch's alpha/beta per layer to ``save_dir/wrc_weights.csv``.
+
+    It is also what makes DDP workers import cspdet: ultralytics pickles the trainer's callbacks into the worker
+    script, and this function is pickled by reference.
+    """
+    rows = wrc_weights(trainer.ema.ema if getattr(trainer, "ema", None) else trainer.model)
+    if not rows:
+        return
+    path = Path(trainer.save_dir) / WRC_CSV
+    previous = path.read_text() if path.exists() else "epoch,layer,alpha,beta\n"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{WRC_CSV}.")
+    with os.fdopen(fd, "w", newline="") as f:
+        f.write(previous)
+        csv.writer(f).writerows((trainer.epoch + 1, name, f"{a:.6g}", f"{b:.6g}") for name, a, b in rows)
+    os.replace(tmp, path)

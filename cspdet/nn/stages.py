@@ -1,0 +1,121 @@
+"""CSP stages: CSPNet's cross stage and the YOLOv5/v8/11 layouts (C3, C2f, C3k2) with weighted shortcuts."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from ultralytics.nn.modules import C2f, C3, C3k2, Conv
+from ultralytics.nn.modules.block import C3k
+
+from cspdet.nn.blocks import ResidualBlock, WRCBottleneck
+
+
+class CSPBlock(nn.Module):
+    """Cross Stage Partial stage (CSPNet): split, n residual blocks on one part, bypass the other, concat, fuse.
+
+    Args:
+        c1 (int): Input channels.
+        c2 (int): Output channels.
+        n (int): Number of residual blocks.
+        e (float): Share of the channels sent through the blocks; the rest bypasses them.
+        wrc (bool | str | dict): Shortcut weighting of the blocks (see WRCSpec); false for plain ResidualBlocks.
+    """
+
+    def __init__(self, c1: int, c2: int, n: int = 1, e: float = 0.5, wrc=False):
+        super().__init__()
+        self.c = int(c2 * e)  # channels through the blocks
+        self.parts = (c2 - self.c, self.c)  # (bypass, blocks)
+        if not 0 < self.c < c2:
+            raise ValueError(f"CSPBlock e={e} with c2={c2} leaves a part empty: need 0 < int(c2 * e) < c2")
+        self.cv1 = Conv(c1, c2, 1)
+        self.m = nn.Sequential(*(ResidualBlock(self.c, self.c, 1, wrc) for _ in range(n)))
+        self.cv2 = Conv(self.c, self.c, 1)  # partial transition of the block path
+        self.cv3 = Conv(c2, c2, 1)  # transition after the concatenation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Split, run the blocks on one part, concatenate with the bypass and fuse."""
+        bypass, y = self.cv1(x).split(self.parts, 1)
+        return self.cv3(torch.cat((bypass, self.cv2(self.m(y))), 1))
+
+
+class C3WRC(C3):
+    """YOLOv5 C3 with weighted bottleneck shortcuts; wrc=False gives exactly ultralytics' C3.
+
+    Args:
+        c1 (int): Input channels.
+        c2 (int): Output channels.
+        n (int): Number of bottlenecks.
+        shortcut (bool): Whether the bottlenecks have shortcuts.
+        g (int): Groups.
+        e (float): Hidden-channel expansion.
+        wrc (bool | str | dict): Shortcut weighting (see WRCSpec).
+    """
+
+    def __init__(self, c1: int, c2: int, n: int = 1, shortcut: bool = True, g: int = 1, e: float = 0.5, wrc=True):
+        super().__init__(c1, c2, 0, shortcut, g, e)
+        c_ = self.cv1.conv.out_channels
+        self.m = nn.Sequential(*(WRCBottleneck(c_, c_, shortcut, g, ((1, 1), (3, 3)), 1.0, wrc) for _ in range(n)))
+
+
+class C3kWRC(C3k):
+    """YOLO11 C3k (C3 with k x k bottlenecks) with weighted shortcuts.
+
+    Args:
+        c1 (int): Input channels.
+        c2 (int): Output channels.
+        n (int): Number of bottlenecks.
+        shortcut (bool): Whether the bottlenecks have shortcuts.
+        g (int): Groups.
+        e (float): Hidden-channel expansion.
+        k (int): Kernel size.
+        wrc (bool | str | dict): Shortcut weighting (see WRCSpec).
+    """
+
+    def __init__(self, c1: int, c2: int, n: int = 1, shortcut=True, g: int = 1, e: float = 0.5, k: int = 3, wrc=True):
+        super().__init__(c1, c2, 0, shortcut, g, e, k)
+        c_ = self.cv1.conv.out_channels
+        self.m = nn.Sequential(*(WRCBottleneck(c_, c_, shortcut, g, (k, k), 1.0, wrc) for _ in range(n)))
+
+
+class C2fWRC(C2f):
+    """YOLOv8 C2f with weighted bottleneck shortcuts; wrc=False gives exactly ultralytics' C2f.
+
+    Args:
+        c1 (int): Input channels.
+        c2 (int): Output channels.
+        n (int): Number of bottlenecks.
+        shortcut (bool): Whether the bottlenecks have shortcuts.
+        g (int): Groups.
+        e (float): Hidden-channel expansion.
+        wrc (bool | str | dict): Shortcut weighting (see WRCSpec).
+    """
+
+    def __init__(self, c1: int, c2: int, n: int = 1, shortcut: bool = False, g: int = 1, e: float = 0.5, wrc=True):
+        super().__init__(c1, c2, n, shortcut, g, e)
+        self.m = nn.ModuleList(WRCBottleneck(self.c, self.c, shortcut, g, ((3, 3), (3, 3)), 1.0, wrc) for _ in range(n))
+
+
+class C3k2WRC(C3k2):
+    """YOLO11 C3k2 whose bottlenecks (plain, inside C3k, or before PSA attention) have weighted shortcuts.
+
+    Args:
+        c1 (int): Input channels.
+        c2 (int): Output channels.
+        n (int): Number of blocks.
+        c3k (bool): Use C3k blocks (ultralytics turns this on for the m/l/x scales).
+        e (float): Hidden-channel expansion.
+        attn (bool): Use Bottleneck + PSABlock attention blocks.
+        g (int): Groups.
+        shortcut (bool): Whether the bottlenecks have shortcuts.
+        wrc (bool | str | dict): Shortcut weighting (see WRCSpec); false gives exactly ultralytics' C3k2.
+    """
+
+    def __init__(self, c1: int, c2: int, n=1, c3k=False, e=0.5, attn=False, g=1, shortcut=True, wrc=True):
+        super().__init__(c1, c2, n, c3k, e, attn, g, shortcut)
+        for i, block in enumerate(self.m):
+            if attn:
+                block[0] = WRCBottleneck(self.c, self.c, shortcut, g, wrc=wrc)
+            elif c3k:
+                self.m[i] = C3kWRC(self.c, self.c, 2, shortcut, g, wrc=wrc)
+            else:
+                self.m[i] = WRCBottleneck(self.c, self.c, shortcut, g, wrc=wrc)
