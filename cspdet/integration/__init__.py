@@ -40,4 +40,5 @@ def install():
     for owner in (tasks, ultralytics.nn, ultralytics.engine.model):
         _wrap(owner, "yaml_model_load", configs.load_model_yaml)
     _wrap(BaseTrainer, "build_optimizer", training.build_optimizer)
-    default_callbacks["on_fit_epoch_end"].append(training.record_wrc_weights)
+    default_callbacks["on_train_epoch_end"].append(training.record_wrc_weights)
+    __import__("cspdet.integration.data", fromlist=["install"]).install()  # COCO JSON data YAMLs, YAML augmentations

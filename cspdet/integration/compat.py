@@ -32,15 +32,18 @@ def check_ultralytics():
     if ultralytics.__version__ not in SUPPORTED_ULTRALYTICS:
         _fail(f"found {ultralytics.__version__}")
     expected = {
-        tasks.parse_model: ["d", "ch", "verbose"],
-        tasks.yaml_model_load: ["path"],
-        BaseTrainer.build_optimizer: ["self", "model", "name", "lr", "momentum", "decay", "iterations"],
+        "parse_model": (tasks.parse_model, ["d", "ch", "verbose"]),
+        "yaml_model_load": (tasks.yaml_model_load, ["path"]),
+        "BaseTrainer.build_optimizer": (
+            BaseTrainer.build_optimizer,
+            ["self", "model", "name", "lr", "momentum", "decay", "iterations"],
+        ),
     }
-    for function, parameters in expected.items():
+    for name, (function, parameters) in expected.items():
         if list(inspect.signature(function).parameters) != parameters:
-            _fail(f"{function.__qualname__} no longer takes {parameters}")
-    if "on_fit_epoch_end" not in default_callbacks:
-        _fail("the on_fit_epoch_end callback is gone")
+            _fail(f"{name} no longer takes {parameters}")
+    if "on_train_epoch_end" not in default_callbacks:
+        _fail("the on_train_epoch_end callback is gone")
     # Parse one row per proxy with upstream's parse_model and read the resolved arguments back.
     probe = {"nc": 1, "backbone": [[-1, 1, like, [16] + [False] * (rule.proxy_args - 1)] for like, rule in RULES.items()]}
     probe["head"], probe["backbone"][0][1] = [], 2

@@ -7,7 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from ultralytics.utils import LOGGER, colorstr
+from ultralytics.utils import LOGGER, RANK, colorstr
 from ultralytics.utils.torch_utils import unwrap_model
 
 from cspdet.nn.wrc import WeightedShortcut
@@ -57,11 +57,13 @@ def wrc_weights(model) -> list[tuple[str, float, float]]:
 
 
 def record_wrc_weights(trainer):
-    """on_fit_epoch_end callback: append the epoch's alpha/beta per layer to ``save_dir/wrc_weights.csv``.
+    """on_train_epoch_end callback: append the epoch's alpha/beta per layer to ``save_dir/wrc_weights.csv``.
 
     It is also what makes DDP workers import cspdet: ultralytics pickles the trainer's callbacks into the worker
     script, and this function is pickled by reference.
     """
+    if RANK not in {-1, 0}:
+        return
     rows = wrc_weights(trainer.ema.ema if getattr(trainer, "ema", None) else trainer.model)
     if not rows:
         return

@@ -1,0 +1,140 @@
+"""Ultralytics' YOLODataset reading a split's labels from its COCO instances JSON instead of YOLO .txt files."""
+
+from __future__ import annotations
+
+import os
+from itertools import repeat
+from pathlib import Path
+
+from ultralytics.data.dataset import YOLODataset
+from ultralytics.data.utils import check_image, get_hash
+from ultralytics.utils import LOCAL_RANK, LOGGER, TQDM
+
+from cspdet.data.coco import load_coco
+
+SHOWN_MESSAGES = 10  # missing/corrupt image warnings printed one by one, the rest are counted
+
+
+def split_annotations(data: dict, img_path) -> Path | None:
+    """Return the COCO JSON that ``data['annotations']`` gives for the split whose image folder is ``img_path``."""
+    for split, json_file in (data.get("annotations") or {}).items():
+        folder = data.get(split)
+        if isinstance(folder, str) and isinstance(img_path, (str, Path)) and Path(folder) == Path(img_path):
+            return Path(json_file)
+    return None
+
+
+def _check_image(args: tuple) -> tuple:
+    """Check one image as ultralytics does; return (index, file, (h, w) or None, missing, corrupt, message)."""
+    i, im_file, prefix = args
+    if not os.path.isfile(im_file):
+        return i, im_file, None, 1, 0, f"{prefix}{im_file}: image missing, skipped"
+    try:
+        msg, shape = check_image(im_file)
+        return i, im_file, shape, 0, 0, f"{prefix}{msg}" if msg else ""
+    except Exception as e:
+        return i, im_file, None, 0, 1, f"{prefix}{im_file}: corrupt image, skipped: {e}"
+
+
+class COCODataset(YOLODataset):
+    """YOLODataset whose labels come from the COCO JSON that the data YAML's ``annotations:`` gives for its split.
+
+    The image list is the JSON's ``images`` (joined to the split's image folder); images are checked with ultralytics'
+    ``check_image`` (missing or corrupt ones are skipped and counted) and the result is cached as ultralytics caches
+    its label scan, in ``<json stem>.cache`` next to the JSON. A split without a JSON is read exactly as YOLODataset
+    reads it.
+    """
+
+    def __init__(self, img_path, *args, data: dict, task: str = "detect", **kwargs):
+        """Initialise like YOLODataset (same arguments)."""
+        self.json_file = split_annotations(data, img_path)
+        if self.json_file and task != "detect":
+            raise ValueError(f"{self.json_file}: COCO JSON annotations give boxes, which task={task} cannot train on")
+        super().__init__(img_path, *args, data=data, task=task, **kwargs)
+
+    def get_img_files(self, img_path) -> list[str]:
+        """The JSON's images under the split's image folder (the first ``fraction`` of them)."""
+        if not self.json_file:
+            return super().get_img_files(img_path)
+        self.index = load_coco(self.json_file)
+        names = list(self.data["names"].values())
+        if names != self.index.names.tolist():
+            raise ValueError(
+                f"{self.json_file}: categories {self.index.names.tolist()} differ from the data YAML's names {names}; "
+                "every split's JSON must have the same categories"
+            )
+        files = [os.path.join(img_path, f) for f in self.index.files.tolist()]
+        count = self.fraction if isinstance(self.fraction, int) else max(1, round(len(files) * self.fraction))
+        return files[:count]
+
+    def get_cache_hash(self) -> str:
+        """Hash of the JSON's content and the images' paths, sizes and modification times."""
+        if not self.json_file:
+            return super().get_cache_hash()
+        return get_hash([*self.im_files, self.index.key])
+
+    def verify_args(self) -> tuple:
+        """Check every image with ultralytics' ``check_image``."""
+        if not self.json_file:
+            return super().verify_args()
+        return _check_image, zip(range(len(self.im_files)), self.im_files, repeat(self.prefix))
+
+    def result_to_label(self, result: tuple) -> tuple:
+        """Keep the image's (h, w) and its index in the JSON; boxes are attached from the index in ``get_labels``."""
+        if not self.json_file:
+            return super().result_to_label(result)
+        i, im_file, shape, missing, corrupt, msg = result
+        label = {"im_file": im_file, "shape": shape, "index": i} if shape else None
+        return label, missing, int(shape is not None), 0, corrupt, msg
+
+    def scan_summary(self, nf: int, nm: int, ne: int, nc: int) -> str:
+        """Found, missing and corrupt images."""
+        if not self.json_file:
+            return super().scan_summary(nf, nm, ne, nc)
+        return f"{nf} images, {nm} missing, {nc} corrupt"
+
+    def get_labels(self) -> list[dict]:
+        """Labels of the images found, from the COCO index; logs one line with every count."""
+        if not self.json_file:
+            return super().get_labels()
+        cache_path = self.json_file.with_suffix(".cache")
+        cache, exists = self._load_or_scan_cache(cache_path, self.get_cache_hash())
+        found, missing, _, corrupt, total = cache["results"]
+        msgs = cache["msgs"]
+        if exists and LOCAL_RANK in {-1, 0}:
+            TQDM(None, desc=f"{self.prefix}Scanning {cache_path}... {self.scan_summary(*cache['results'][:4])}",
+                 total=total, initial=total)  # fmt: skip
+            for msg in msgs[:SHOWN_MESSAGES]:
+                LOGGER.warning(msg)
+        if len(msgs) > SHOWN_MESSAGES:
+            LOGGER.warning(f"{self.prefix}... and {len(msgs) - SHOWN_MESSAGES} more image warnings")
+        labels, resized = [], 0
+        for entry in cache["labels"]:
+            cls, boxes = self.index.labels(entry["index"])
+            resized += tuple(entry["shape"]) != tuple(self.index.sizes[entry["index"]])
+            labels.append(
+                {
+                    "im_file": entry["im_file"],
+                    "shape": entry["shape"],
+                    "cls": cls,
+                    "bboxes": boxes,
+                    "segments": [],
+                    "keypoints": None,
+                    "normalized": True,
+                    "bbox_format": "xywh",
+                }
+            )
+        LOGGER.info(
+            f"{self.prefix}{self.json_file.name}: {self.index.summary()}, {missing} missing images, "
+            f"{corrupt} corrupt images"
+        )
+        if resized:
+            LOGGER.warning(
+                f"{self.prefix}{resized} images differ in size from their JSON 'width' and 'height' (e.g. EXIF "
+                "rotation); their boxes are scaled to the image as loaded"
+            )
+        if not labels:
+            raise RuntimeError(f"{self.prefix}No valid images for {self.json_file} in {self.img_path}: {msgs[:3]}")
+        self.im_files = [lb["im_file"] for lb in labels]
+        return labels
+

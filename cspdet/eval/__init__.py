@@ -1,0 +1,25 @@
+"""Official COCO box metrics (faster-coco-eval's COCOeval_faster) for any COCO-format annotation file."""
+
+from cspdet.eval.coco import (
+    MAX_DETECTIONS,
+    METRIC_KEYS,
+    CocoFormatError,
+    evaluate,
+    load_annotations,
+    metrics_table,
+    read_json,
+    save_json,
+    score_files,
+)
+
+__all__ = [
+    "MAX_DETECTIONS",
+    "METRIC_KEYS",
+    "CocoFormatError",
+    "evaluate",
+    "load_annotations",
+    "score_files",
+    "metrics_table",
+    "read_json",
+    "save_json",
+]

@@ -1,0 +1,15 @@
+"""Fast video inference for ultralytics models: threaded decoding, batched inference, threaded drawing and encoding."""
+
+from cspdet.video.io import VideoError, find_sources, open_video
+from cspdet.video.pipeline import STAGES, VideoSummary, load_predictor, predict_source, predict_video
+
+__all__ = [
+    "STAGES",
+    "VideoError",
+    "VideoSummary",
+    "find_sources",
+    "load_predictor",
+    "open_video",
+    "predict_source",
+    "predict_video",
+]

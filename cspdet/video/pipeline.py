@@ -1,0 +1,378 @@
+"""Video inference pipeline: decoding, batched inference and drawing/encoding overlap, linked by bounded queues.
+
+A decoder thread reads frames into a bounded queue; the calling thread runs the model's own ultralytics predictor on
+batches taken from that queue (its preprocessing, NMS and trackers, so detections equal ``yolo predict``'s); a writer
+thread draws each result, encodes it and writes the detection rows. Outputs go to temporary files that are moved into
+place at the end, also after Ctrl-C, which keeps the frames done so far as a playable video.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ultralytics import YOLO
+from ultralytics.data.loaders import SourceTypes
+from ultralytics.utils import LOGGER, TQDM
+from ultralytics.utils.checks import check_imgsz
+from ultralytics.utils.torch_utils import select_device
+
+from cspdet.video.io import StagedFile, Video, VideoError, check_output, find_sources, open_video, open_writer
+
+STAGES = ("decode", "inference", "drawing", "encoding")
+TRACKERS = ("bytetrack", "botsort")
+BOX_TASKS = ("detect", "segment", "pose")
+
+
+@dataclass
+class VideoSummary:
+    """What one video run produced and where its time went.
+
+    Args:
+        source (str): The video source.
+        out (Path): The annotated video written.
+        frames (int): Frames processed (and written).
+        detections (int): Boxes written, over all frames.
+        seconds (float): Wall time from the first frame to the finalised outputs.
+        busy (dict[str, float]): Seconds each stage spent working (not waiting on a queue), keyed by STAGES.
+        announced (int): Frames the container announces, 0 when unknown.
+        interrupted (bool): Whether Ctrl-C stopped the run; ``out`` then holds the frames done so far.
+    """
+
+    source: str
+    out: Path
+    frames: int
+    detections: int
+    seconds: float
+    busy: dict[str, float] = field(default_factory=dict)
+    announced: int = 0
+    interrupted: bool = False
+
+    @property
+    def fps(self) -> float:
+        """Mean frames per second over the whole run."""
+        return self.frames / self.seconds if self.seconds else 0.0
+
+    @property
+    def truncated(self) -> bool:
+        """Whether fewer frames could be decoded than the container announces."""
+        return not self.interrupted and self.frames < self.announced
+
+    def __str__(self) -> str:
+        """One summary line: frames, detections, mean frames/s and the per-frame time of each stage."""
+        stages = ", ".join(f"{k} {self.busy.get(k, 0.0) / max(self.frames, 1) * 1e3:.1f}" for k in STAGES)
+        state = " (interrupted)" if self.interrupted else " (truncated)" if self.truncated else ""
+        return (
+            f"{self.source}: {self.frames} frames{state}, {self.detections} detections, {self.fps:.1f} frames/s "
+            f"in {self.seconds:.1f}s; ms/frame: {stages} -> {self.out}"
+        )
+
+
+class _FrameQueue:
+    """Predictor dataset yielding batches of the frames a decoder thread puts in ``frames``, until a ``None``.
+
+    Args:
+        frames (queue.Queue): Decoded frames, ended by ``None``.
+        batch (int): Frames per batch (the last batch may be smaller).
+        path (str): The source, reported as each frame's path (trackers reset when it changes).
+        stream (bool): Whether the source is live (no announced frame count).
+    """
+
+    mode = "video"  # one tracker follows the frames in order
+
+    def __init__(self, frames: queue.Queue, batch: int, path: str, stream: bool):
+        """Wrap the queue; ``waited`` accumulates the seconds spent waiting for frames."""
+        self.frames, self.bs, self.path, self.ended, self.waited = frames, batch, path, False, 0.0
+        self.source_type = SourceTypes(stream=stream)
+
+    def __iter__(self):
+        """Return self: the queue is consumed once."""
+        return self
+
+    def __next__(self) -> tuple[list[str], list, list[str]]:
+        """Return the next (paths, frames, info) batch, as ultralytics' loaders do."""
+        start, images = time.perf_counter(), []
+        while not self.ended and len(images) < self.bs:
+            frame = self.frames.get()
+            self.ended = frame is None
+            if frame is not None:
+                images.append(frame)
+        self.waited += time.perf_counter() - start
+        if not images:
+            raise StopIteration
+        return [self.path] * len(images), images, [""] * len(images)
+
+
+class _QueueSource:
+    """Mixin for an ultralytics predictor: its source is a _FrameQueue instead of a path it would decode itself."""
+
+    def setup_source(self, source: _FrameQueue, stride: int | None = None):
+        """Use ``source`` as the dataset and set the inference size the way BasePredictor.setup_source does."""
+        import torchvision  # noqa: F401  (imported by ultralytics for video sources: its NMS then uses torchvision's)
+
+        if hasattr(self.model, "imgsz") and not getattr(self.model, "dynamic", False):
+            self.args.imgsz = self.model.imgsz  # exported models run at their export size
+        self.imgsz = check_imgsz(self.args.imgsz, stride=stride or self.model.stride, min_dim=2)
+        self.dataset, self.source_type, self.vid_writer = source, source.source_type, {}
+
+
+def load_predictor(
+    model: str | Path,
+    imgsz: int | list[int] = 640,
+    conf: float | None = None,
+    iou: float = 0.7,
+    batch: int | None = None,
+    device: str | None = None,
+    tracker: str | None = None,
+):
+    """Load an ultralytics model and return its task's predictor, set up to read frames from a queue.
+
+    Args:
+        model (str | Path): A cspdet or other ultralytics ``.pt``, or an export of one such as ``.onnx``.
+        imgsz (int | list[int]): Inference size, as ``yolo predict imgsz=``.
+        conf (float, optional): Confidence threshold; ultralytics' default when None (0.25, or 0.1 when tracking).
+        iou (float): NMS IoU threshold.
+        batch (int, optional): Frames per inference batch; 32 on CUDA and 4 on CPU when None.
+        device (str, optional): ``cpu``, ``0``, ... as ``yolo predict device=``; CUDA runs in half precision.
+        tracker (str, optional): ``bytetrack`` or ``botsort`` to track objects with ultralytics' trackers.
+
+    Returns:
+        (ultralytics.engine.predictor.BasePredictor): The predictor, its model loaded on the device.
+    """
+    if tracker is not None and tracker not in TRACKERS:
+        raise ValueError(f"tracker={tracker!r}: use one of {', '.join(TRACKERS)}")
+    if not Path(model).exists():
+        raise VideoError(f"{model}: no such model file")
+    yolo = YOLO(model)
+    if yolo.task not in BOX_TASKS:
+        raise VideoError(f"{model}: a '{yolo.task}' model; video inference needs boxes ({', '.join(BOX_TASKS)})")
+    cuda = select_device(device, verbose=False).type == "cuda"
+    args = {
+        **yolo.overrides,
+        "mode": "track" if tracker else "predict",
+        "imgsz": imgsz,
+        "conf": (0.1 if tracker else 0.25) if conf is None else conf,
+        "iou": iou,
+        "batch": batch or (32 if cuda else 4),
+        "device": device,
+        "quantize": 16 if cuda else None,
+        "rect": True,  # as Model.predict: minimal letterbox padding
+        "save": False,
+        "verbose": False,
+        "embed": None,
+    }
+    if tracker:
+        from ultralytics.trackers.track import register_tracker  # needs the lap package
+
+        args["tracker"] = f"{tracker}.yaml"
+        register_tracker(yolo, persist=False)
+    base = yolo.task_map[yolo.task]["predictor"]
+    predictor = type(f"Video{base.__name__}", (_QueueSource, base), {})(overrides=args, _callbacks=yolo.callbacks)
+    predictor.setup_model(model=yolo.model, verbose=False)
+    return predictor
+
+
+class _Run:
+    """One video through the pipeline; ``run()`` returns its VideoSummary. Outputs are committed by the caller.
+
+    Args:
+        predictor (BasePredictor): From load_predictor.
+        video (Video): The opened source.
+        outputs (dict[str, StagedFile]): ``video`` and optionally ``detections`` and ``mot`` files.
+    """
+
+    def __init__(self, predictor, video: Video, outputs: dict[str, StagedFile]):
+        """Create the bounded queues (two batches each) and the stage clocks."""
+        self.predictor, self.video, self.outputs = predictor, video, outputs
+        size = 2 * predictor.args.batch
+        self.frames, self.results = queue.Queue(size), queue.Queue(size)
+        self.stop, self.abort = threading.Event(), False
+        self.busy, self.errors, self.detections = dict.fromkeys(STAGES, 0.0), [], 0
+
+    def _put(self, item) -> bool:
+        """Put ``item`` in the frame queue, waiting for room unless ``stop`` is set; return whether it was put."""
+        while not self.stop.is_set():
+            try:
+                self.frames.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _decode(self):
+        """Decoder thread: put frames in ``self.frames`` until the source ends or ``stop`` is set, then ``None``."""
+        try:
+            frame, ok = self.video.first, True
+            while ok and self._put(frame):
+                start = time.perf_counter()
+                ok, frame = self.video.capture.read()
+                self.busy["decode"] += time.perf_counter() - start
+        except Exception as e:
+            self.errors.append(e)
+        finally:
+            self._put(None)
+
+    def _write(self):
+        """Writer thread: draw, encode and write the detection rows of each result until a ``None``."""
+        args, files, writer = self.predictor.args, {}, None
+        try:
+            files = {k: open(v.tmp, "w") for k, v in self.outputs.items() if k != "video"}
+            while (item := self.results.get()) is not None:
+                if self.abort or self.errors:
+                    continue  # keep draining so that the producer never blocks
+                index, result = item
+                start = time.perf_counter()
+                image = result.plot(
+                    line_width=args.line_width, boxes=args.show_boxes, conf=args.show_conf, labels=args.show_labels
+                )
+                drawn = time.perf_counter()
+                if writer is None:
+                    writer = open_writer(self.outputs["video"], self.video.fps, (image.shape[1], image.shape[0]))
+                writer.write(image)
+                self._write_rows(index, result, files)
+                self.busy["drawing"] += drawn - start
+                self.busy["encoding"] += time.perf_counter() - drawn
+        except Exception as e:
+            self.errors.append(e)
+            while self.results.get() is not None:
+                pass
+        finally:
+            if writer is not None:
+                writer.release()  # finalises the container: the video is playable
+            for f in files.values():
+                f.close()
+
+    def _write_rows(self, index: int, result, files: dict):
+        """Append this frame's boxes to the detections (JSON lines) and MOT files that are open."""
+        boxes = result.boxes
+        xyxy, scores, classes = boxes.xyxy.tolist(), boxes.conf.tolist(), boxes.cls.int().tolist()
+        ids = boxes.id.int().tolist() if boxes.is_track else None
+        self.detections += len(xyxy)
+        if "detections" in files:
+            rows = [[*(round(v, 2) for v in b), round(s, 5), c] for b, s, c in zip(xyxy, scores, classes, strict=True)]
+            files["detections"].write(json.dumps({"frame": index, "boxes": rows, **({"ids": ids} if ids else {})}))
+            files["detections"].write("\n")
+        if "mot" in files and ids:
+            files["mot"].writelines(
+                f"{index + 1},{i},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{s:.5f},-1,-1,-1\n"
+                for (x1, y1, x2, y2), s, i in zip(xyxy, scores, ids, strict=True)
+            )
+
+    def run(self) -> VideoSummary:
+        """Run the stages until the source ends or Ctrl-C; raise the first error of any stage."""
+        video, predictor = self.video, self.predictor
+        dataset = _FrameQueue(self.frames, predictor.args.batch, video.name, stream=not video.frames)
+        decoder, writer = threading.Thread(target=self._decode, daemon=True), threading.Thread(target=self._write)
+        bar = TQDM(total=video.frames or None, desc=Path(video.name).name, unit="frame")
+        start, count, interrupted = time.perf_counter(), 0, False
+        results = predictor.stream_inference(dataset)
+        decoder.start(), writer.start()
+        try:
+            tick = time.perf_counter()
+            for result in results:
+                self.busy["inference"] += time.perf_counter() - tick
+                self.results.put((count, result))
+                count += 1
+                bar.update()
+                if self.errors:
+                    break
+                tick = time.perf_counter()
+        except KeyboardInterrupt:
+            interrupted = True
+        except BaseException:
+            self.abort = True
+            raise
+        finally:
+            results.close()  # releases the predictor's lock if Ctrl-C came between two frames
+            self.stop.set()
+            decoder.join()
+            self.results.put(None)
+            writer.join()
+            video.capture.release()
+            bar.close()
+        if self.errors:
+            raise self.errors[0]
+        self.busy["inference"] -= dataset.waited
+        return VideoSummary(
+            video.name,
+            self.outputs["video"].path,
+            count,
+            self.detections,
+            time.perf_counter() - start,
+            self.busy,
+            video.frames,
+            interrupted,
+        )
+
+
+def predict_video(predictor, source: str | int, out: str | Path, detections=None, mot=None) -> VideoSummary:
+    """Annotate one video and write its outputs atomically (a partial but playable video after Ctrl-C).
+
+    Args:
+        predictor (BasePredictor): From load_predictor.
+        source (str | int): A video file, webcam index or stream URL.
+        out (str | Path): The annotated video (.mp4, .avi, ...): same frame count, fps and size as the source.
+        detections (str | Path, optional): JSON lines, one per frame: ``{"frame": i, "boxes": [[x1, y1, x2, y2,
+            score, class_id], ...]}`` in source pixels, plus ``"ids"`` (track ids) when tracking.
+        mot (str | Path, optional): MOTChallenge rows ``frame,id,left,top,width,height,score,-1,-1,-1`` (tracking).
+
+    Returns:
+        (VideoSummary): What was written; ``truncated`` when fewer frames decoded than announced (a warning is logged).
+    """
+    if mot and predictor.args.mode != "track":
+        raise VideoError(f"{mot}: MOT rows need track ids, load the predictor with a tracker")
+    outputs = {"video": StagedFile(check_output(out))}
+    video = open_video(source)
+    outputs |= {k: StagedFile(v) for k, v in (("detections", detections), ("mot", mot)) if v}
+    try:
+        summary = _Run(predictor, video, outputs).run()
+    except BaseException:
+        for staged in outputs.values():
+            staged.discard()
+        raise
+    for staged in outputs.values():
+        staged.commit()
+    if summary.truncated:
+        LOGGER.warning(
+            f"{source}: decoded {summary.frames} of the {summary.announced} frames its container announces (truncated "
+            f"or corrupt file); {summary.out} holds the {summary.frames} decoded frames"
+        )
+    return summary
+
+
+def predict_source(predictor, source, out, detections=None, mot=None) -> list[VideoSummary | VideoError]:
+    """Annotate a video file, webcam or stream, or each video of a folder (then ``out`` and the others are folders).
+
+    A failing video of a folder is reported in the returned list and the next one runs; Ctrl-C stops after finalising
+    the current video.
+
+    Args:
+        predictor (BasePredictor): From load_predictor.
+        source (str | int | Path): A video file, a folder of videos, a webcam index or a stream URL.
+        out (str | Path): The annotated video, or for a folder source the folder of ``<stem>.mp4`` outputs.
+        detections (str | Path, optional): JSON lines file (or folder of ``<stem>.jsonl``), see predict_video.
+        mot (str | Path, optional): MOT rows file (or folder of ``<stem>.txt``), see predict_video.
+
+    Returns:
+        (list[VideoSummary | VideoError]): One entry per video, in order.
+    """
+    videos = find_sources(source)
+    if not Path(str(source)).is_dir():
+        return [predict_video(predictor, videos[0], out, detections, mot)]
+    results = []
+    for video in videos:
+        stem = Path(video).stem
+        paths = [Path(d) / f"{stem}{suffix}" if d else None for d, suffix in ((detections, ".jsonl"), (mot, ".txt"))]
+        try:
+            results.append(predict_video(predictor, video, Path(out) / f"{stem}.mp4", *paths))
+        except VideoError as e:
+            LOGGER.error(str(e))
+            results.append(e)
+            continue
+        if results[-1].interrupted:
+            break
+    return results

@@ -1,0 +1,35 @@
+"""Auto-load: the stock ultralytics entry points know cspdet without `import cspdet`, at no start-up cost."""
+
+import re
+import sys
+
+from conftest import REPO, run
+
+PY = sys.executable
+
+
+def test_python_startup_imports_nothing_heavy():
+    out = run([PY, "-c", "import sys; print(sorted({'torch', 'ultralytics', 'cspdet'} & set(sys.modules)))"]).stdout
+    assert out.strip() == "[]"
+
+
+def test_hook_import_cost_under_5ms():
+    """The start-up hook imported from cspdet.pth costs well under 5 ms (measured by python -X importtime)."""
+    stderr = run([PY, "-X", "importtime", "-c", "pass"]).stderr
+    match = re.search(r"import time:\s+\d+ \|\s+(\d+) \|\s+_cspdet_hook$", stderr, re.M)
+    assert match, "cspdet.pth did not import _cspdet_hook at start-up"
+    assert int(match[1]) < 5000, f"_cspdet_hook took {match[1]} us"
+
+
+def test_ultralytics_knows_cspdet_without_import():
+    code = "from ultralytics import YOLO; m = YOLO('cfg/csp_wrc.yaml'); import sys; print(type(m.model.model[2]))"
+    out = run([PY, "-c", code], cwd=REPO).stdout
+    assert "cspdet.nn.stages.C3WRC" in out
+
+
+def test_autoload_can_be_switched_off():
+    code = "from ultralytics import YOLO; import sys; print('cspdet' in sys.modules); YOLO('cfg/csp_wrc.yaml')"
+    off = run([PY, "-c", code], cwd=REPO, env={"CSPDET_AUTOLOAD": "0"}, check=False)
+    assert off.returncode != 0 and off.stdout.startswith("False") and "C3WRC" in off.stderr
+    explicit = run([PY, "-c", "import cspdet; " + code], cwd=REPO, env={"CSPDET_AUTOLOAD": "0"})
+    assert explicit.stdout.startswith("True")
