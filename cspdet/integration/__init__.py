@@ -42,3 +42,4 @@ def install():
     _wrap(BaseTrainer, "build_optimizer", training.build_optimizer)
     default_callbacks["on_train_epoch_end"].append(training.record_wrc_weights)
     __import__("cspdet.integration.data", fromlist=["install"]).install()  # COCO JSON data YAMLs, YAML augmentations
+    __import__("cspdet.integration.evaluation", fromlist=["install"]).install()  # official COCO metrics in val

@@ -1,0 +1,80 @@
+"""Official COCO metrics in ``yolo val`` and in the validation of best.pt after training, for COCO-format data.
+
+For a data YAML with ``annotations: {split: JSON}``, standalone validation also records each image's detections
+with the JSON's image and category ids, scores them against the JSON with cspdet.eval (crowd regions ignored, 100
+detections per image), prints the 12 COCO numbers and the per-class AP after ultralytics' table, and writes
+predictions.json and coco_metrics.json into the run directory. Per-epoch validation during training, ultralytics'
+own metrics and the fitness that picks best.pt are unchanged.
+"""
+
+from __future__ import annotations
+
+from ultralytics.utils import LOGGER, colorstr
+
+from cspdet.eval import metrics_table
+from cspdet.eval.results import CocoResults
+
+
+def coco_results(validator, model) -> CocoResults | None:
+    """Return the collector for this validation, or None when COCO metrics do not apply."""
+    split = validator.args.split or "val"
+    annotations = (validator.data or {}).get("annotations") or {}
+    if validator.training or validator.args.task != "detect" or split not in annotations:
+        return None
+    if validator.args.single_cls:
+        LOGGER.warning("COCO metrics skipped: single_cls=True merges the categories they are computed per")
+        return None
+    results = CocoResults(annotations[split], validator.data[split], validator.dataloader.dataset.im_files)
+    if len(model.names) != len(results.category_ids):
+        LOGGER.warning(
+            f"COCO metrics skipped: the model has {len(model.names)} classes, {annotations[split]} has "
+            f"{len(results.category_ids)} categories"
+        )
+        return None
+    return results
+
+
+def init_metrics(original, validator, model):
+    """Set up the COCO collector; ultralytics' own save_json would write predictions.json with other ids."""
+    validator.coco_results = coco_results(validator, model)
+    if validator.coco_results:
+        validator.args.save_json = False
+    original(validator, model)
+
+
+def update_metrics(original, validator, preds, batch):
+    """Record each image's detections, scaled to the original image as ultralytics does for save_json."""
+    original(validator, preds, batch)
+    if getattr(validator, "coco_results", None):
+        for si, pred in enumerate(preds):
+            shape = {
+                "imgsz": batch["img"].shape[2:],
+                "ori_shape": batch["ori_shape"][si],
+                "ratio_pad": batch["ratio_pad"][si],
+            }
+            boxes = validator.scale_preds(pred, shape)["bboxes"]
+            validator.coco_results.add(
+                batch["im_file"][si], boxes.cpu().numpy(), pred["conf"].cpu().numpy(), pred["cls"].cpu().numpy()
+            )
+
+
+def print_results(original, validator):
+    """After ultralytics' table: score, print and save the COCO metrics (also kept as ``metrics.coco``)."""
+    original(validator)
+    results = getattr(validator, "coco_results", None)
+    if results:
+        metrics = results.score(validator.save_dir)
+        LOGGER.info(f"\n{colorstr('COCO metrics')} of {len(results.image_ids)} images against {results.annotations}")
+        LOGGER.info(metrics_table(metrics))
+        LOGGER.info(f"Saved predictions.json and coco_metrics.json to {colorstr('bold', validator.save_dir)}")
+        validator.metrics.coco = metrics
+
+
+def install():
+    """Wrap DetectionValidator's init_metrics, update_metrics and print_results (called by cspdet's install)."""
+    from ultralytics.models.yolo.detect import DetectionValidator
+
+    from cspdet.integration import _wrap
+
+    for method in (init_metrics, update_metrics, print_results):
+        _wrap(DetectionValidator, method.__name__, method)

@@ -1,0 +1,24 @@
+"""Trainer hooks on the optimizer that ultralytics actually builds."""
+
+import pytest
+from ultralytics import YOLO
+
+from cspdet.nn import WeightedShortcut
+
+
+@pytest.mark.parametrize("optimizer", ["SGD", "AdamW"])
+def test_wrc_weights_are_not_decayed(tiny_dataset, tmp_path, optimizer):
+    model = YOLO("csp_wrc-n.yaml")
+    model.train(data=str(tiny_dataset), epochs=1, imgsz=64, batch=4, device="cpu", workers=0, optimizer=optimizer,
+                project=str(tmp_path), name="run", plots=False, val=False)
+    trainer = model.trainer
+    wrc = {id(p) for m in trainer.model.modules() if isinstance(m, WeightedShortcut) for p in m.parameters()}
+    assert len(wrc) == 14
+    decay_of = {id(p): g["weight_decay"] for g in trainer.optimizer.param_groups for p in g["params"]}
+    assert set(decay_of) == {id(p) for p in trainer.model.parameters()}  # every parameter exactly once
+    assert all(decay_of[i] == 0 for i in wrc)
+    # everything else is grouped as ultralytics groups it: conv weights decay, biases and BatchNorm weights do not
+    decayed = {n for n, p in trainer.model.named_parameters() if decay_of[id(p)] > 0}
+    expected = {n for n, p in trainer.model.named_parameters() if n.endswith("weight") and ".bn." not in n}
+    assert decayed == expected
+    assert [g["param_group"] for g in trainer.optimizer.param_groups][-1] == "wrc"
