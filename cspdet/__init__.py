@@ -8,10 +8,10 @@ import torch
 
 from cspdet.integration import install, register_module
 from cspdet.nn import (
+    C3WRC,
     C2fWRC,
     C3k2WRC,
     C3kWRC,
-    C3WRC,
     CSPBlock,
     ResidualBlock,
     WeightedResidualBlock,

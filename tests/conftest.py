@@ -33,7 +33,9 @@ def run(args, cwd=None, env=None, check=True, timeout=600):
     full_env = {**os.environ, **OFFLINE_ENV, **(env or {})}
     result = subprocess.run(args, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
-        raise AssertionError(f"{args} exited {result.returncode}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}")
+        raise AssertionError(
+            f"{args} exited {result.returncode}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+        )
     return result
 
 

@@ -45,7 +45,10 @@ def check_ultralytics():
     if "on_train_epoch_end" not in default_callbacks:
         _fail("the on_train_epoch_end callback is gone")
     # Parse one row per proxy with upstream's parse_model and read the resolved arguments back.
-    probe = {"nc": 1, "backbone": [[-1, 1, like, [16] + [False] * (rule.proxy_args - 1)] for like, rule in RULES.items()]}
+    probe = {
+        "nc": 1,
+        "backbone": [[-1, 1, like, [16] + [False] * (rule.proxy_args - 1)] for like, rule in RULES.items()],
+    }
     probe["head"], probe["backbone"][0][1] = [], 2
     try:
         layers, _ = tasks.parse_model(probe, ch=8, verbose=False)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn
@@ -176,7 +176,9 @@ def _build(d: dict, i: int, row: list, registration: Registration, proxy: nn.Mod
     copies = list(proxy) if isinstance(proxy, nn.Sequential) else [proxy]  # 'Conv'-like rows with n > 1
     resolved = rule.resolved(copies[0])
     # A string argument naming a top-level YAML key takes its value, as ultralytics does for 'nc'.
-    rest = [d[a] if isinstance(a, str) and a in d and a not in {"backbone", "head"} else a for a in args[rule.proxy_args :]]
+    rest = [
+        d[a] if isinstance(a, str) and a in d and a not in {"backbone", "head"} else a for a in args[rule.proxy_args :]
+    ]
     call = [*resolved, *rest]
     if len(copies) > 1 and resolved[0] != resolved[1]:
         raise ValueError(

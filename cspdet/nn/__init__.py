@@ -1,7 +1,7 @@
 """cspdet's neural blocks: residual and weighted-residual blocks, CSP stages."""
 
 from cspdet.nn.blocks import ResidualBlock, WeightedResidualBlock, WRCBottleneck
-from cspdet.nn.stages import C2fWRC, C3k2WRC, C3kWRC, C3WRC, CSPBlock
+from cspdet.nn.stages import C3WRC, C2fWRC, C3k2WRC, C3kWRC, CSPBlock
 from cspdet.nn.wrc import PRESETS, WeightedShortcut, WRCSpec
 
 __all__ = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from ultralytics.nn.modules import C2f, C3, C3k2, Conv
+from ultralytics.nn.modules import C3, C2f, C3k2, Conv
 from ultralytics.nn.modules.block import C3k
 
 from cspdet.nn.blocks import ResidualBlock, WRCBottleneck

@@ -64,7 +64,9 @@ class WRCSpec:
             base = WRCSpec.parse(options.pop("preset", True))
             unknown = set(options) - {f.name for f in fields(cls)}
             if unknown:
-                raise ValueError(f"unknown wrc keys {sorted(unknown)}, expected preset, {[f.name for f in fields(cls)]}")
+                raise ValueError(
+                    f"unknown wrc keys {sorted(unknown)}, expected preset, {[f.name for f in fields(cls)]}"
+                )
             return replace(base, **options)
         raise ValueError(f"wrc must be true/false, a preset name or a mapping, got {value!r}")
 

@@ -4,9 +4,9 @@ import re
 import sys
 
 import pytest
+from conftest import REPO, run
 
 from cspdet.integration.compat import SUPPORTED_ULTRALYTICS
-from conftest import REPO, run
 
 BREAKAGES = {
     "version": ("import ultralytics; ultralytics.__version__ = '8.4.999'", r"found 8\.4\.999"),

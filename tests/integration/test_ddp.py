@@ -28,7 +28,8 @@ print(generate_ddp_file(trainer))
 def test_gloo_ddp_step_synchronises_wrc_gradients(tmp_path):
     """Two processes, one DDP model without find_unused_parameters: no unused-parameter error, equal alpha/beta."""
     script = tmp_path / "ddp_step.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import torch, torch.distributed as dist, torch.multiprocessing as mp
         from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -40,7 +41,7 @@ def test_gloo_ddp_step_synchronises_wrc_gradients(tmp_path):
                     yield from tensors(item)
 
         def worker(rank):
-            dist.init_process_group("gloo", init_method="file://{tmp_path / 'rendezvous'}", rank=rank, world_size=2)
+            dist.init_process_group("gloo", init_method="file://{tmp_path / "rendezvous"}", rank=rank, world_size=2)
             import cspdet
             from ultralytics.nn.tasks import DetectionModel
             torch.manual_seed(0)
@@ -65,6 +66,7 @@ def test_gloo_ddp_step_synchronises_wrc_gradients(tmp_path):
 
         if __name__ == "__main__":
             mp.spawn(worker, nprocs=2)
-    """))
+    """)
+    )
     out = run([sys.executable, str(script)], cwd=tmp_path)
     assert "synchronised 14 WRC weights over 2 steps" in out.stdout

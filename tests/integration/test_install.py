@@ -11,15 +11,33 @@ def test_wheel_install_trains_from_bundled_yaml(tiny_dataset, tmp_path):
     run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)])
     python = venv / "bin" / "python"
     run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", str(REPO)], timeout=300)
-    where = "import cspdet, _cspdet_hook; from cspdet.integration.configs import CONFIG_DIRS; " \
-            "print(cspdet.__file__); print(_cspdet_hook.__file__); print(CONFIG_DIRS[0].is_dir())"
+    where = (
+        "import cspdet, _cspdet_hook; from cspdet.integration.configs import CONFIG_DIRS; "
+        "print(cspdet.__file__); print(_cspdet_hook.__file__); print(CONFIG_DIRS[0].is_dir())"
+    )
     lines = run([str(python), "-c", where], cwd=tmp_path).stdout.split()
     site = Path(lines[0]).parents[1]
     assert site.is_relative_to(venv) and Path(lines[1]).parent == site and lines[2] == "True"
     assert (site / "cspdet.pth").is_file() and (site / "cspdet" / "datasets").is_dir()
     yolo = "import sys; from ultralytics.cfg import entrypoint; sys.exit(entrypoint())"  # the `yolo` console script
-    out = run([str(python), "-c", yolo, "train", "model=csp_wrc-n.yaml", f"data={tiny_dataset}", "epochs=1",
-               "imgsz=64", "batch=4", "device=cpu", "workers=0", f"project={tmp_path}", "name=run", "val=False"],
-              cwd=tmp_path)
+    out = run(
+        [
+            str(python),
+            "-c",
+            yolo,
+            "train",
+            "model=csp_wrc-n.yaml",
+            f"data={tiny_dataset}",
+            "epochs=1",
+            "imgsz=64",
+            "batch=4",
+            "device=cpu",
+            "workers=0",
+            f"project={tmp_path}",
+            "name=run",
+            "val=False",
+        ],
+        cwd=tmp_path,
+    )
     assert "cspdet.nn.stages.C3WRC" in out.stdout + out.stderr
     assert (tmp_path / "run" / "weights" / "last.pt").is_file()

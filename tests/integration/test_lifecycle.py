@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import run, yolo
 
 CPU = ["device=cpu", "workers=0", "imgsz=64", "batch=4"]
@@ -17,8 +16,16 @@ CPU = ["device=cpu", "workers=0", "imgsz=64", "batch=4"]
 def trained(tiny_dataset, tmp_path_factory):
     """Train csp_wrc-n for one epoch with the stock CLI; return (run dir, data YAML)."""
     project = tmp_path_factory.mktemp("runs")
-    out = yolo("train", "model=csp_wrc-n.yaml", f"data={tiny_dataset}", "epochs=1", f"project={project}", "name=train",
-               *CPU, cwd=project)
+    out = yolo(
+        "train",
+        "model=csp_wrc-n.yaml",
+        f"data={tiny_dataset}",
+        "epochs=1",
+        f"project={project}",
+        "name=train",
+        *CPU,
+        cwd=project,
+    )
     assert "cspdet.nn.stages.C3WRC" in out.stdout + out.stderr
     return project / "train", tiny_dataset
 
@@ -37,8 +44,17 @@ def test_val_and_predict(trained, tmp_path):
     val = yolo("val", f"model={best}", f"data={data}", f"project={tmp_path}", "name=val", *CPU, cwd=tmp_path)
     assert "all" in val.stdout + val.stderr and (tmp_path / "val").is_dir()
     images = Path(str(data).replace("data.yaml", "images/val"))
-    yolo("predict", f"model={best}", f"source={images}", "save_txt=True", "conf=0.0001", f"project={tmp_path}",
-         "name=predict", *CPU, cwd=tmp_path)
+    yolo(
+        "predict",
+        f"model={best}",
+        f"source={images}",
+        "save_txt=True",
+        "conf=0.0001",
+        f"project={tmp_path}",
+        "name=predict",
+        *CPU,
+        cwd=tmp_path,
+    )
     assert len(list((tmp_path / "predict").glob("*.jpg"))) == 4
     assert all(f.read_text().strip() for f in (tmp_path / "predict" / "labels").glob("*.txt"))
 
@@ -66,7 +82,6 @@ def perturb_wrc(checkpoint: Path, out: Path):
 
 def test_export_onnx_matches_pytorch(trained, tmp_path):
     import onnxruntime
-
     from ultralytics import YOLO
 
     save_dir, _ = trained
@@ -112,7 +127,8 @@ def test_checkpoint_without_cspdet_names_it(trained, tmp_path):
     for entry in Path(sysconfig.get_paths()["purelib"]).iterdir():
         if "cspdet" not in entry.name:
             (site / entry.name).symlink_to(entry)
-    code = f"import site; site.addsitedir({str(site)!r}); from ultralytics import YOLO; YOLO({str(save_dir / 'weights' / 'best.pt')!r})"
+    best = save_dir / "weights" / "best.pt"
+    code = f"import site; site.addsitedir({str(site)!r}); from ultralytics import YOLO; YOLO({str(best)!r})"
     result = run([sys.executable, "-S", "-c", code], cwd=tmp_path, check=False)
     assert result.returncode != 0
     assert "appears to require 'cspdet'" in result.stdout

@@ -63,8 +63,13 @@ class Squeeze(nn.Module):
     def __init__(self, c1, c2, r=4):
         super().__init__()
         self.conv = Conv(c1, c2, 1)
-        self.gate = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(c2, max(c2 // r, 1), 1), nn.SiLU(),
-                                  nn.Conv2d(max(c2 // r, 1), c2, 1), nn.Sigmoid())
+        self.gate = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(c2, max(c2 // r, 1), 1),
+            nn.SiLU(),
+            nn.Conv2d(max(c2 // r, 1), c2, 1),
+            nn.Sigmoid(),
+        )
 
     def forward(self, x):
         y = self.conv(x)
@@ -84,12 +89,24 @@ class Stage(nn.Module):
 
 
 def user_yaml(block, stage):
-    scales = {s: v for s, v in zip(SCALES, [[0.33, 0.25, 1024], [0.33, 0.5, 1024], [0.67, 0.75, 768],
-                                            [1.0, 1.0, 512], [1.33, 1.25, 256]])}
-    return {"nc": 2, "scales": scales, "activation": "nn.ReLU()",
-            "backbone": [[-1, 1, "Conv", [64, 3, 2]], [-1, 1, block, [100]], [-1, 6, stage, [600]],
-                         [-1, 1, "Conv", [64, 3, 2]]],
-            "head": [[[1, 2, 3], 1, "Detect", ["nc"]]]}
+    scales = {
+        s: v
+        for s, v in zip(
+            SCALES, [[0.33, 0.25, 1024], [0.33, 0.5, 1024], [0.67, 0.75, 768], [1.0, 1.0, 512], [1.33, 1.25, 256]]
+        )
+    }
+    return {
+        "nc": 2,
+        "scales": scales,
+        "activation": "nn.ReLU()",
+        "backbone": [
+            [-1, 1, "Conv", [64, 3, 2]],
+            [-1, 1, block, [100]],
+            [-1, 6, stage, [600]],
+            [-1, 1, "Conv", [64, 3, 2]],
+        ],
+        "head": [[[1, 2, 3], 1, "Detect", ["nc"]]],
+    }
 
 
 @pytest.mark.parametrize("scale", SCALES)
@@ -138,7 +155,9 @@ def test_bare_names_and_scale_suffix(tmp_path, monkeypatch):
     assert d["scale"] == "s" and d["wrc"] == "scalar" and d["yaml_file"] == "csp_wrc-s.yaml"
     assert yaml_model_load("csp_wrc.yaml")["scale"] == ""
     assert yaml_model_load("yolo11s.yaml")["scale"] == "s"  # ultralytics' own names are untouched
-    with pytest.raises(ValueError, match=r"scale 'q' is not defined in .*csp_wrc.yaml \(scales: one of n, s, m, l, x\)"):
+    with pytest.raises(
+        ValueError, match=r"scale 'q' is not defined in .*csp_wrc.yaml \(scales: one of n, s, m, l, x\)"
+    ):
         yaml_model_load("csp_wrc-q.yaml")
 
 
@@ -170,6 +189,10 @@ def test_register_module_rejects():
 
 def test_builtin_registrations():
     assert {name: r.like for name, r in REGISTRY.items() if r.module.__module__.startswith("cspdet.")} == {
-        "ResidualBlock": "Conv", "WeightedResidualBlock": "Conv", "C3WRC": "C3", "C2fWRC": "C3", "CSPBlock": "C3",
+        "ResidualBlock": "Conv",
+        "WeightedResidualBlock": "Conv",
+        "C3WRC": "C3",
+        "C2fWRC": "C3",
+        "CSPBlock": "C3",
         "C3k2WRC": "C3k2",
     }

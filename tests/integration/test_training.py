@@ -9,8 +9,19 @@ from cspdet.nn import WeightedShortcut
 @pytest.mark.parametrize("optimizer", ["SGD", "AdamW"])
 def test_wrc_weights_are_not_decayed(tiny_dataset, tmp_path, optimizer):
     model = YOLO("csp_wrc-n.yaml")
-    model.train(data=str(tiny_dataset), epochs=1, imgsz=64, batch=4, device="cpu", workers=0, optimizer=optimizer,
-                project=str(tmp_path), name="run", plots=False, val=False)
+    model.train(
+        data=str(tiny_dataset),
+        epochs=1,
+        imgsz=64,
+        batch=4,
+        device="cpu",
+        workers=0,
+        optimizer=optimizer,
+        project=str(tmp_path),
+        name="run",
+        plots=False,
+        val=False,
+    )
     trainer = model.trainer
     wrc = {id(p) for m in trainer.model.modules() if isinstance(m, WeightedShortcut) for p in m.parameters()}
     assert len(wrc) == 14

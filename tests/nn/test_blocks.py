@@ -2,13 +2,13 @@
 
 import pytest
 import torch
-from ultralytics.nn.modules import C2f, C3, C3k2, Bottleneck
+from ultralytics.nn.modules import C3, Bottleneck, C2f, C3k2
 from ultralytics.nn.tasks import DetectionModel
 
 from cspdet.nn import (
+    C3WRC,
     C2fWRC,
     C3k2WRC,
-    C3WRC,
     CSPBlock,
     ResidualBlock,
     WeightedResidualBlock,
