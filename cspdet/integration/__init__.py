@@ -21,6 +21,15 @@ def _wrap(owner, name: str, replacement):
     setattr(owner, name, wrapped)
 
 
+def _fuse(original, model, *args, **kwargs):
+    """BaseModel.fuse, then fold cspdet's shortcut weights into the fused convs (no inference cost, same outputs)."""
+    result = original(model, *args, **kwargs)
+    for module in model.modules():
+        if hasattr(module, "fuse_shortcuts"):
+            module.fuse_shortcuts()
+    return result
+
+
 def install():
     """Check ultralytics and patch it so that registered modules work from YAMLs and the stock CLI (idempotent)."""
     import ultralytics.engine.model
@@ -40,6 +49,7 @@ def install():
     for owner in (tasks, ultralytics.nn, ultralytics.engine.model):
         _wrap(owner, "yaml_model_load", configs.load_model_yaml)
     _wrap(BaseTrainer, "build_optimizer", training.build_optimizer)
+    _wrap(tasks.BaseModel, "fuse", _fuse)
     default_callbacks["on_train_epoch_end"].append(training.record_wrc_weights)
     __import__("cspdet.integration.data", fromlist=["install"]).install()  # COCO JSON data YAMLs, YAML augmentations
     __import__("cspdet.integration.evaluation", fromlist=["install"]).install()  # official COCO metrics in val

@@ -34,6 +34,7 @@ def check_ultralytics():
     expected = {
         "parse_model": (tasks.parse_model, ["d", "ch", "verbose"]),
         "yaml_model_load": (tasks.yaml_model_load, ["path"]),
+        "BaseModel.fuse": (tasks.BaseModel.fuse, ["self", "verbose", "imgsz"]),
         "BaseTrainer.build_optimizer": (
             BaseTrainer.build_optimizer,
             ["self", "model", "name", "lr", "momentum", "decay", "iterations"],

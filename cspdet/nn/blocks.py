@@ -6,6 +6,7 @@ import torch
 from torch import nn
 from ultralytics.nn.modules import Bottleneck, Conv
 
+from cspdet.nn.fold import scale_output
 from cspdet.nn.wrc import WeightedShortcut, WRCSpec
 
 
@@ -36,6 +37,19 @@ class ResidualBlock(nn.Module):
         self.shortcut = Conv(c1, c2, 1, s, act=False) if s != 1 or c1 != c2 else nn.Identity()
         self.act = Conv.default_act
         self.wrc = weighted_shortcut(c2, wrc, self.cv2)
+
+    def fuse_shortcuts(self):
+        """Fold alpha into cv2 and beta into the projection (after fuse()); an identity keeps one addcmul."""
+        if self.wrc is None or self.wrc.frozen:
+            return
+        with torch.no_grad():
+            a, b = (w.flatten() for w in self.wrc.coefficients())
+        scale_output(self.cv2, a)
+        if isinstance(self.shortcut, Conv):
+            scale_output(self.shortcut, b)
+            self.wrc.freeze(None, None)
+        else:
+            self.wrc.freeze(None, b)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return act(F(x) + shortcut(x)), weighted when wrc is on."""

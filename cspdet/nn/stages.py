@@ -8,6 +8,7 @@ from ultralytics.nn.modules import C3, C2f, C3k2, Conv
 from ultralytics.nn.modules.block import C3k
 
 from cspdet.nn.blocks import ResidualBlock, WRCBottleneck
+from cspdet.nn.fold import fuse_c2f_shortcuts, fuse_c3_shortcuts
 
 
 class CSPBlock(nn.Module):
@@ -56,6 +57,8 @@ class C3WRC(C3):
         c_ = self.cv1.conv.out_channels
         self.m = nn.Sequential(*(WRCBottleneck(c_, c_, shortcut, g, ((1, 1), (3, 3)), 1.0, wrc) for _ in range(n)))
 
+    fuse_shortcuts = fuse_c3_shortcuts
+
 
 class C3kWRC(C3k):
     """YOLO11 C3k (C3 with k x k bottlenecks) with weighted shortcuts.
@@ -76,6 +79,8 @@ class C3kWRC(C3k):
         c_ = self.cv1.conv.out_channels
         self.m = nn.Sequential(*(WRCBottleneck(c_, c_, shortcut, g, (k, k), 1.0, wrc) for _ in range(n)))
 
+    fuse_shortcuts = fuse_c3_shortcuts
+
 
 class C2fWRC(C2f):
     """YOLOv8 C2f with weighted bottleneck shortcuts; wrc=False gives exactly ultralytics' C2f.
@@ -93,6 +98,8 @@ class C2fWRC(C2f):
     def __init__(self, c1: int, c2: int, n: int = 1, shortcut: bool = False, g: int = 1, e: float = 0.5, wrc=True):
         super().__init__(c1, c2, n, shortcut, g, e)
         self.m = nn.ModuleList(WRCBottleneck(self.c, self.c, shortcut, g, ((3, 3), (3, 3)), 1.0, wrc) for _ in range(n))
+
+    fuse_shortcuts = fuse_c2f_shortcuts
 
 
 class C3k2WRC(C3k2):
@@ -119,3 +126,5 @@ class C3k2WRC(C3k2):
                 self.m[i] = C3kWRC(self.c, self.c, 2, shortcut, g, wrc=wrc)
             else:
                 self.m[i] = WRCBottleneck(self.c, self.c, shortcut, g, wrc=wrc)
+
+    fuse_shortcuts = fuse_c2f_shortcuts

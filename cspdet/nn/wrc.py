@@ -95,6 +95,7 @@ class WeightedShortcut(nn.Module):
         self.alpha = nn.Parameter(torch.full((n,), float(spec.alpha)))  # 1-D: never routed to Muon, never decayed
         self.beta = nn.Parameter(torch.full((n,), float(spec.beta)))
         self.norm = spec.norm
+        self.frozen = False
 
     def coefficients(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Return the effective (alpha, beta) after normalisation, shaped (1, C or 1, 1, 1)."""
@@ -107,7 +108,24 @@ class WeightedShortcut(nn.Module):
             a, b = torch.stack((a, b)).softmax(0)
         return a.view(1, -1, 1, 1), b.view(1, -1, 1, 1)
 
+    def freeze(self, branch_scale: torch.Tensor | None, shortcut_scale: torch.Tensor | None):
+        """Replace alpha and beta by constant factors (None means 1) once the rest was folded into convs (fuse)."""
+        del self.alpha, self.beta
+        for name, scale in (("branch_scale", branch_scale), ("shortcut_scale", shortcut_scale)):
+            self.register_buffer(name, None if scale is None else scale.detach().reshape(1, -1, 1, 1).clone())
+        self.frozen = True
+
     def forward(self, branch: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
-        """Return alpha * branch + beta * shortcut."""
-        a, b = self.coefficients()
-        return a * branch + b * shortcut
+        """Return alpha * branch + beta * shortcut (after freeze: at most one factor, fused into one addcmul)."""
+        if not self.frozen:
+            a, b = self.coefficients()
+            return a * branch + b * shortcut
+        if self.branch_scale is None:
+            return (
+                shortcut + branch
+                if self.shortcut_scale is None
+                else torch.addcmul(branch, self.shortcut_scale, shortcut)
+            )
+        if self.shortcut_scale is None:
+            return torch.addcmul(shortcut, self.branch_scale, branch)
+        return torch.addcmul(self.shortcut_scale * shortcut, self.branch_scale, branch)

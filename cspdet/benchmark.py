@@ -1,0 +1,108 @@
+"""Model cost side by side: parameters, GFLOPs, CPU latency (fused PyTorch, ONNX Runtime) and training throughput.
+
+Timings are interleaved: every round times each candidate once, in a shuffled order, so that a noisy, shared machine
+slows all of them alike; report medians, spreads and per-round ratios.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from ultralytics import YOLO
+from ultralytics.cfg import get_cfg
+from ultralytics.utils import TQDM
+from ultralytics.utils.torch_utils import get_flops
+
+
+def interleaved(candidates: dict[str, Callable[[], object]], rounds: int, reps: int = 1, seed: int = 0) -> dict:
+    """Time each candidate ``reps`` calls per round over ``rounds`` shuffled rounds; return seconds per call lists."""
+    order, times = list(candidates), {name: [] for name in candidates}
+    rng = random.Random(seed)
+    for _ in TQDM(range(rounds), desc="timing rounds"):
+        rng.shuffle(order)
+        for name in order:
+            start = time.perf_counter()
+            for _ in range(reps):
+                candidates[name]()
+            times[name].append((time.perf_counter() - start) / reps)
+    return times
+
+
+def summary(seconds: list[float]) -> str:
+    """Median and interquartile range in milliseconds."""
+    q1, median, q3 = np.percentile(np.array(seconds) * 1e3, [25, 50, 75])
+    return f"{median:.2f} ({q1:.2f}-{q3:.2f})"
+
+
+def ratio(numerator: list[float], denominator: list[float]) -> float:
+    """Median of the per-round ratios of two interleaved timings."""
+    return statistics.median(a / b for a, b in zip(numerator, denominator))
+
+
+def fused_model(cfg: str) -> torch.nn.Module:
+    """Build a detection model from its YAML and fuse it, as `yolo predict` and `yolo export` do."""
+    return YOLO(cfg).model.fuse(verbose=False).eval()
+
+
+def cost(cfg: str, imgsz: int) -> tuple[float, float]:
+    """Return (parameters in millions, GFLOPs at imgsz) of a YAML model."""
+    model = YOLO(cfg).model
+    return sum(p.numel() for p in model.parameters()) / 1e6, get_flops(model, imgsz)
+
+
+def torch_latency(cfg: str, imgsz: int) -> Callable[[], object]:
+    """A batch-1 forward of the fused model under no_grad."""
+    model, x = fused_model(cfg), torch.zeros(1, 3, imgsz, imgsz)
+
+    @torch.no_grad()
+    def forward():
+        return model(x)
+
+    forward()  # warm-up
+    return forward
+
+
+def onnx_latency(cfg: str, imgsz: int, folder: Path) -> Callable[[], object]:
+    """A batch-1 ONNX Runtime run of the model exported by ultralytics' exporter."""
+    import onnxruntime
+
+    model = YOLO(cfg)
+    path = model.export(format="onnx", imgsz=imgsz, simplify=True, verbose=False, project=str(folder))
+    target = folder / f"{Path(cfg).stem}-{imgsz}.onnx"
+    Path(path).replace(target)
+    session = onnxruntime.InferenceSession(str(target), providers=["CPUExecutionProvider"])
+    feed = {session.get_inputs()[0].name: np.zeros((1, 3, imgsz, imgsz), np.float32)}
+    session.run(None, feed)  # warm-up
+    return lambda: session.run(None, feed)
+
+
+def training_step(cfg: str, imgsz: int, batch: int) -> Callable[[], object]:
+    """One forward/backward/SGD step on a random batch with 4 random boxes per image (ultralytics' own loss)."""
+    model = YOLO(cfg).model
+    model.args = get_cfg()  # the loss reads its gains from the trainer's arguments
+    model.train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    generator = torch.Generator().manual_seed(0)
+    boxes = torch.rand(batch * 4, 4, generator=generator) * 0.5 + 0.25
+    boxes[:, 2:] *= 0.3
+    data = {
+        "img": torch.rand(batch, 3, imgsz, imgsz, generator=generator),
+        "batch_idx": torch.arange(batch).repeat_interleave(4).float(),
+        "cls": torch.randint(0, model.yaml["nc"], (batch * 4, 1), generator=generator).float(),
+        "bboxes": boxes,
+    }
+
+    def step():
+        optimizer.zero_grad()
+        loss, _ = model.loss(data)
+        loss.sum().backward()
+        optimizer.step()
+
+    step()  # warm-up
+    return step
