@@ -51,5 +51,6 @@ def install():
     _wrap(BaseTrainer, "build_optimizer", training.build_optimizer)
     _wrap(tasks.BaseModel, "fuse", _fuse)
     default_callbacks["on_train_epoch_end"].append(training.record_wrc_weights)
+    default_callbacks["on_train_end"].append(training.plot_wrc_log)
     __import__("cspdet.integration.data", fromlist=["install"]).install()  # COCO JSON data YAMLs, YAML augmentations
     __import__("cspdet.integration.evaluation", fromlist=["install"]).install()  # official COCO metrics in val

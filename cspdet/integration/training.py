@@ -11,6 +11,7 @@ from ultralytics.utils import LOGGER, RANK, colorstr
 from ultralytics.utils.torch_utils import unwrap_model
 
 from cspdet.nn.wrc import WeightedShortcut
+from cspdet.plotting import plot_wrc_weights
 
 WRC_CSV = "wrc_weights.csv"
 
@@ -74,3 +75,10 @@ def record_wrc_weights(trainer):
         f.write(previous)
         csv.writer(f).writerows((trainer.epoch + 1, name, f"{a:.6g}", f"{b:.6g}") for name, a, b in rows)
     os.replace(tmp, path)
+
+
+def plot_wrc_log(trainer):
+    """on_train_end callback: plot ``wrc_weights.csv`` next to ultralytics' results.png."""
+    path = Path(trainer.save_dir) / WRC_CSV
+    if RANK in {-1, 0} and trainer.args.plots and path.exists():
+        plot_wrc_weights(path)

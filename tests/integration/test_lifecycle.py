@@ -36,6 +36,7 @@ def test_train_writes_checkpoints_and_wrc_log(trained):
     lines = (save_dir / "wrc_weights.csv").read_text().splitlines()
     assert lines[0] == "epoch,layer,alpha,beta" and len(lines) == 1 + 7  # csp_wrc-n has 7 weighted shortcuts
     assert lines[1].startswith("1,model.2.m.0.wrc,")
+    assert (save_dir / "wrc_weights.png").stat().st_size > 10_000  # plotted at the end of training
 
 
 def test_val_and_predict(trained, tmp_path):

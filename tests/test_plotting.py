@@ -1,0 +1,21 @@
+"""Plots of the learned shortcut weights."""
+
+import pytest
+
+from cspdet.plotting import plot_wrc_weights
+
+
+def test_plot_wrc_weights(tmp_path):
+    csv_path = tmp_path / "wrc_weights.csv"
+    rows = [f"{e},model.{k}.m.0.wrc,{1 + 0.1 * e * k},{1 - 0.05 * e}" for e in (1, 2, 3) for k in (2, 4)]
+    csv_path.write_text("epoch,layer,alpha,beta\n" + "\n".join(rows) + "\n")
+    png = plot_wrc_weights(csv_path)
+    assert png == tmp_path / "wrc_weights.png" and png.read_bytes()[:4] == b"\x89PNG"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
+
+
+def test_plot_rejects_bad_rows(tmp_path):
+    csv_path = tmp_path / "wrc_weights.csv"
+    csv_path.write_text("epoch,layer,alpha,beta\n1,model.2.m.0.wrc,one,1.0\n")
+    with pytest.raises(ValueError, match="wrc_weights.csv: row .* is not 'epoch,layer,alpha,beta'"):
+        plot_wrc_weights(csv_path)
