@@ -14,10 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ultralytics.utils import LOGGER
-
-from cspdet.video import VideoError, VideoSummary, load_predictor, predict_source
-from cspdet.video.pipeline import TRACKERS
+TRACKERS = ("bytetrack", "botsort")  # cspdet.video.pipeline.TRACKERS, without importing torch to parse
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -45,7 +42,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the pipeline on the source and print one summary line per video; return the exit status."""
     args = parse_args(argv)
+    from ultralytics.utils import LOGGER  # after parsing: --help and usage errors need no torch
+
+    from cspdet.video import VideoError, VideoSummary, find_sources, load_predictor, predict_source
+
     try:
+        find_sources(args.source)  # fail on a missing source before loading the model
         predictor = load_predictor(
             args.model,
             imgsz=args.imgsz[0] if len(args.imgsz) == 1 else args.imgsz,
@@ -60,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         LOGGER.error(str(e))
         return 1
     except KeyboardInterrupt:
-        LOGGER.warning("interrupted before any video was written")
+        LOGGER.warning("interrupted before a frame of the current video was written")
         return 130
     for result in results:
         if isinstance(result, VideoSummary):

@@ -111,10 +111,11 @@ def load_coco(json_file, cache: bool = True) -> CocoIndex:
             with np.load(cached, allow_pickle=False) as z:
                 if str(z["key"]) == key:
                     fields = {k: z[k] for k in z.files if k != "key"}
-                    fields["counts"] = dict(zip(COUNTS, fields["counts"].tolist()))
+                    fields["counts"] = dict(zip(COUNTS, fields["counts"].tolist(), strict=True))
                     return CocoIndex(key=key, **fields)
         except Exception as e:  # unreadable or from another layout: parse again
             LOGGER.warning(f"{cached}: ignoring unreadable cache ({e})")
+    LOGGER.info(f"Parsing {json_file} ({json_file.stat().st_size / 2**20:.1f} MB)...")
     index = parse_coco(json_file, key)
     if cache:
         _save(index, cached)
@@ -173,15 +174,24 @@ def _ints(file: Path, section: str, records: list, field: str, default: int | No
 def _duplicates(file: Path, section: str, field: str, values: np.ndarray):
     unique, first, counts = np.unique(values, return_index=True, return_counts=True)
     if (counts > 1).any():
-        value = unique[counts > 1][0]
+        value = unique[counts > 1][0].item()
         where = np.flatnonzero(values == value)
         _fail(file, f"{section}[{where[1]}] '{field}' {value!r} is a duplicate of {section}[{where[0]}]")
 
 
 def parse_coco(json_file: Path, key: str = "") -> CocoIndex:
     """Parse and check a COCO instances JSON into a CocoIndex (no cache involved)."""
+    enabled = gc.isenabled()
+    gc.disable()  # the JSON's millions of objects live until the end: collecting them would be wasted time
+    try:
+        return _parse(json_file, key)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _parse(json_file: Path, key: str) -> CocoIndex:
     text = _SEGMENTATION.sub(b'"segmentation": null', json_file.read_bytes())
-    gc.disable()  # millions of new containers would trigger many useless collections
     try:
         d = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -190,11 +200,11 @@ def parse_coco(json_file: Path, key: str = "") -> CocoIndex:
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             _fail(json_file, f"invalid JSON: {e}")
         raise
-    finally:
-        gc.enable()
     del text
     if not isinstance(d, dict):
-        _fail(json_file, f"the top level must be an object with 'images', 'annotations' and 'categories', got {type(d)}")
+        _fail(
+            json_file, f"the top level must be an object with 'images', 'annotations' and 'categories', got {type(d)}"
+        )
     for section in ("images", "annotations", "categories"):
         if section not in d:
             _fail(json_file, f"missing top-level key '{section}' (a COCO instances JSON has 'images', 'annotations' "
@@ -240,7 +250,9 @@ def parse_coco(json_file: Path, key: str = "") -> CocoIndex:
     unknown = np.flatnonzero(image_ids[image_index] != image_of) if len(image_ids) else np.arange(n)
     if len(unknown):
         k = unknown[0]
-        _fail(json_file, f"annotations[{k}] (id {annotations[k].get('id')}) 'image_id' {image_of[k]} is not in 'images'")
+        _fail(
+            json_file, f"annotations[{k}] (id {annotations[k].get('id')}) 'image_id' {image_of[k]} is not in 'images'"
+        )
     cls = np.searchsorted(category_ids, category).clip(max=len(category_ids) - 1)
     unknown = np.flatnonzero(category_ids[cls] != category)
     if len(unknown):

@@ -106,8 +106,8 @@ class COCODataset(YOLODataset):
                  total=total, initial=total)  # fmt: skip
             for msg in msgs[:SHOWN_MESSAGES]:
                 LOGGER.warning(msg)
-        if len(msgs) > SHOWN_MESSAGES:
-            LOGGER.warning(f"{self.prefix}... and {len(msgs) - SHOWN_MESSAGES} more image warnings")
+            if len(msgs) > SHOWN_MESSAGES:
+                LOGGER.warning(f"{self.prefix}... and {len(msgs) - SHOWN_MESSAGES} more image warnings")
         labels, resized = [], 0
         for entry in cache["labels"]:
             cls, boxes = self.index.labels(entry["index"])
@@ -137,4 +137,3 @@ class COCODataset(YOLODataset):
             raise RuntimeError(f"{self.prefix}No valid images for {self.json_file} in {self.img_path}: {msgs[:3]}")
         self.im_files = [lb["im_file"] for lb in labels]
         return labels
-

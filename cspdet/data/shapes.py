@@ -10,10 +10,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from ultralytics.utils import TQDM
 
 CLASSES = ("circle", "square", "triangle", "star", "cross")
 CATEGORY_IDS = (1, 3, 5, 7, 9)  # non-contiguous on purpose, as COCO's are
-VERSION = 1  # bump when the generated images or annotations change
+VERSION = 1  # bump, with the folder name in datasets/shapes.yaml, when the generated images or annotations change
 
 
 def _outline(cls: int, size: float, angle: float) -> np.ndarray:
@@ -42,11 +43,11 @@ def _outline(cls: int, size: float, angle: float) -> np.ndarray:
 
 def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
     """A cluttered background: smooth colour noise, fine grain, and thin lines, arcs and specks that are no class."""
-    low = rng.integers(40, 216, (rng.integers(2, 6), rng.integers(2, 6), 3)).astype(np.uint8)
+    low = rng.integers(70, 186, (rng.integers(2, 6), rng.integers(2, 6), 3)).astype(np.uint8)
     image = cv2.resize(low, (width, height), interpolation=cv2.INTER_CUBIC).astype(np.int16)
     image += rng.integers(-12, 13, (height, width, 1), dtype=np.int16)
     image = np.clip(image, 0, 255).astype(np.uint8)
-    for _ in range(rng.integers(4, 12)):
+    for _ in range(rng.integers(3, 9)):
         color = tuple(int(c) for c in rng.integers(0, 256, 3))
         x0, x1 = rng.integers(0, width, 2)
         y0, y1 = rng.integers(0, height, 2)
@@ -64,11 +65,12 @@ def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray
 
 def _draw(image: np.ndarray, cls: int, center, size: float, angle: float, color) -> list[float]:
     """Draw one shape; return its box [x, y, w, h] clipped to the image (w or h may be 0 when it is outside)."""
-    points = _outline(cls, size, angle) + np.asarray(center, np.float64)
-    shade = tuple(int(c * 0.55) for c in color)
-    polygon = np.round(points * 16).astype(np.int32)  # 4 fractional bits for sub-pixel accuracy
-    cv2.fillPoly(image, [polygon], color, cv2.LINE_AA, shift=4)
-    cv2.polylines(image, [polygon], True, shade, max(1, int(size / 24)), cv2.LINE_AA, shift=4)
+    center = np.asarray(center, np.float64)
+    points = _outline(cls, size, angle) + center
+    border = max(1.0, size / 24)
+    for scale, fill in ((1.0, tuple(int(c * 0.55) for c in color)), (1 - 2 * border / size, color)):  # rim, then body
+        polygon = np.round((center + (points - center) * scale - 0.5) * 16).astype(np.int32)  # OpenCV pixel centres
+        cv2.fillPoly(image, [polygon], fill, cv2.LINE_AA, shift=4)  # 4 fractional bits: sub-pixel accurate edges
     h, w = image.shape[:2]
     x0, y0 = np.clip(points.min(0), 0, (w, h))
     x1, y1 = np.clip(points.max(0), 0, (w, h))
@@ -90,18 +92,19 @@ def _overlap(box, boxes) -> float:
     return worst
 
 
-def render_scene(rng: np.random.Generator, width: int, height: int, max_objects: int = 8):
+def render_scene(rng: np.random.Generator, width: int, height: int, max_objects: int = 10):
     """Render one image of shapes; return ``(image, [(class index, [x, y, w, h]), ...])``.
 
-    Sizes are log-uniform from 8 px to 45% of the shorter side; objects may overlap up to half of either box.
+    One image in 20 is a background; the others have 2 to ``max_objects`` shapes of log-uniform sizes from 10 px to
+    half the shorter side, overlapping up to half of either box.
     """
     image = _background(rng, width, height)
     objects = []
     short = min(width, height)
-    for _ in range(int(rng.integers(0, max_objects + 1))):
+    for _ in range(0 if rng.random() < 0.05 else int(rng.integers(min(2, max_objects), max_objects + 1))):
         for _try in range(10):
             cls = int(rng.integers(len(CLASSES)))
-            size = float(np.exp(rng.uniform(np.log(8), np.log(0.45 * short))))
+            size = float(np.exp(rng.uniform(np.log(10), np.log(0.5 * short))))
             center = rng.uniform(0.2 * size, (width - 0.2 * size, height - 0.2 * size))  # may cross the border
             angle = float(rng.uniform(0, 2 * np.pi))
             box = _outline(cls, size, angle) + center
@@ -175,7 +178,7 @@ def video_frames(frames: int = 60, size=(320, 240), seed: int = 0):
 def coco_dict(rng: np.random.Generator, count: int, size: int, split: str, image_dir: Path) -> dict:
     """Render ``count`` images of ``size`` x ``size`` pixels into ``image_dir``; return their COCO instances dict."""
     images, annotations = [], []
-    for image_id in range(1, count + 1):
+    for image_id in TQDM(range(1, count + 1), desc=f"Rendering shapes {split}"):
         image, objects = render_scene(rng, size, size)
         file_name = f"{split}_{image_id:06d}.jpg"
         cv2.imwrite(str(image_dir / file_name), image, [cv2.IMWRITE_JPEG_QUALITY, 92])
@@ -192,12 +195,12 @@ def coco_dict(rng: np.random.Generator, count: int, size: int, split: str, image
                     "iscrowd": 0,
                 }
             )
-    categories = [{"id": i, "name": n, "supercategory": "shape"} for i, n in zip(CATEGORY_IDS, CLASSES)]
+    categories = [{"id": i, "name": n, "supercategory": "shape"} for i, n in zip(CATEGORY_IDS, CLASSES, strict=True)]
     return {"info": {"description": f"cspdet synthetic shapes v{VERSION}"}, "images": images,
             "annotations": annotations, "categories": categories}  # fmt: skip
 
 
-def write_dataset(root, train: int = 1000, val: int = 200, size: int = 256, seed: int = 0) -> Path:
+def write_dataset(root, train: int = 800, val: int = 160, size: int = 160, seed: int = 0) -> Path:
     """Write the shapes dataset in COCO layout: ``images/{train,val}/`` and ``annotations/instances_{split}.json``.
 
     The folder appears complete or not at all (it is built beside ``root`` and renamed); an existing ``root`` is kept.

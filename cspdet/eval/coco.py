@@ -7,6 +7,8 @@ of being dropped. The checks run on whole columns at once (numpy), so they add l
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import os
 import tempfile
@@ -16,15 +18,35 @@ import numpy as np
 from faster_coco_eval import COCO, COCOeval_faster
 from ultralytics.utils import LOGGER
 
+from cspdet.data.coco import CocoFormatError  # one error type for COCO files, data and evaluation
+
 METRIC_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 MAX_DETECTIONS = 100  # per image, as COCO's results format allows and its evaluator counts (per image and category)
 _KINDS = {"iu": "an integer", "iuf": "a number"}
 
 
-class CocoFormatError(ValueError):
-    """A file that is not valid COCO; the message names the file and the field."""
+@contextlib.contextmanager
+def _gc_paused():
+    """Pause the cyclic garbage collector: building ~10⁶ dicts and lists would trigger many useless full passes."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
+class _COCOeval(COCOeval_faster):
+    """COCOeval_faster that hands its IoU matrices to the C++ evaluator as lists: pybind11 converts those several
+    times faster than numpy arrays (about a sixth of the C++ time at COCO val2017 scale), with the same numbers."""
+
+    def computeIoU(self, imgId, catId):
+        ious = super().computeIoU(imgId, catId)
+        return ious.tolist() if isinstance(ious, np.ndarray) else ious
+
+
+@_gc_paused()
 def read_json(path: str | Path):
     """Parse a JSON file, raising CocoFormatError with the file name when it is missing or not JSON."""
     try:
@@ -86,7 +108,7 @@ def _column(records: list, key: str, source, section: str, kinds: str = "iu", wi
             raise CocoFormatError(f"{source}: {section}[{i}] has no '{key}'")
         if not _valid(r.get(key, default), kinds, width):
             raise CocoFormatError(f"{source}: {section}[{i}].{key} must be {what}, got {r.get(key, default)!r}")
-    raise CocoFormatError(f"{source}: '{section}' has an invalid '{key}'")  # not reached: some record failed above
+    raise CocoFormatError(f"{source}: '{section}' has an invalid '{key}'")  # no single record failed (not expected)
 
 
 def _unique(ids: np.ndarray, source, section: str):
@@ -105,12 +127,15 @@ def _known(ids: np.ndarray, known, source, section: str, field: str, against) ->
         )
 
 
+def _first_bad(bad: np.ndarray, source, section: str, problem: str):
+    """Raise CocoFormatError for the first record of ``section`` flagged in ``bad``."""
+    if bad.any():
+        raise CocoFormatError(f"{source}: {section}[{int(np.flatnonzero(bad)[0])}].{problem}")
+
+
 def _boxes(records: list, source, section: str) -> np.ndarray:
     boxes = _column(records, "bbox", source, section, "iuf", 4).astype(np.float64)
-    negative = (boxes[:, 2:] < 0).any(1)
-    if negative.any():
-        i = int(np.flatnonzero(negative)[0])
-        raise CocoFormatError(f"{source}: {section}[{i}].bbox has a negative width or height: {records[i]['bbox']}")
+    _first_bad((boxes[:, 2:] < 0).any(1), source, section, "bbox has a negative width or height")
     return boxes
 
 
@@ -122,7 +147,7 @@ def load_annotations(source: str | Path | dict, name: str | None = None) -> COCO
 
     Args:
         source (str | Path | dict): Annotation JSON file, or its parsed content (used as is, not copied).
-        name (str): Name for messages; defaults to the file path.
+        name (str): Name of the annotations in messages; defaults to the file path.
 
     Returns:
         (COCO): faster-coco-eval's COCO index, with ``annotation_file`` set to the name.
@@ -136,17 +161,12 @@ def load_annotations(source: str | Path | dict, name: str | None = None) -> COCO
     category_ids = _column(categories, "id", name, "categories")
     _unique(image_ids, name, "image")
     _unique(category_ids, name, "category")
-    _known(_column(annotations, "image_id", name, "annotations"), image_ids, name, "annotations", "image_id", name)
-    category_of = _column(annotations, "category_id", name, "annotations")
-    _known(category_of, category_ids, name, "annotations", "category_id", name)
+    for field, known in (("image_id", image_ids), ("category_id", category_ids)):
+        _known(_column(annotations, field, name, "annotations"), known, name, "annotations", field, name)
     _boxes(annotations, name, "annotations")
-    if (_column(annotations, "area", name, "annotations", "iuf") < 0).any():
-        raise CocoFormatError(f"{name}: an annotation has a negative 'area'")
+    _first_bad(_column(annotations, "area", name, "annotations", "iuf") < 0, name, "annotations", "area is negative")
     crowd = _column(annotations, "iscrowd", name, "annotations", default=0)
-    if not np.isin(crowd, (0, 1)).all():
-        raise CocoFormatError(
-            f"{name}: annotations[{int(np.flatnonzero(~np.isin(crowd, (0, 1)))[0])}].iscrowd must be 0 or 1"
-        )
+    _first_bad(~np.isin(crowd, (0, 1)), name, "annotations", "iscrowd must be 0 or 1")
     for k, annotation in enumerate(annotations, 1):
         annotation["id"] = k
     gt = COCO(data)
@@ -188,6 +208,7 @@ def _results(gt: COCO, predictions: list, boxes: np.ndarray) -> COCO:
     return res
 
 
+@_gc_paused()
 def evaluate(gt: COCO, predictions: list, image_ids=None, name: str = "predictions") -> dict:
     """Check box predictions and score them with COCOeval_faster: the 12 standard numbers and the per-class AP.
 
@@ -203,7 +224,7 @@ def evaluate(gt: COCO, predictions: list, image_ids=None, name: str = "predictio
             ``per_class``: one dict per category (id, name, instances, AP, AP50).
     """
     boxes = _check_predictions(predictions, gt, name)
-    evaluator = COCOeval_faster(gt, _results(gt, predictions, boxes), iouType="bbox", print_function=lambda *_: None)
+    evaluator = _COCOeval(gt, _results(gt, predictions, boxes), iouType="bbox", print_function=lambda *_: None)
     if image_ids is not None:
         evaluator.params.imgIds = sorted(set(image_ids))
     evaluator.evaluate()

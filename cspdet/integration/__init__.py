@@ -38,7 +38,7 @@ def install():
     from ultralytics.nn import tasks
     from ultralytics.utils.callbacks.base import default_callbacks
 
-    from cspdet.integration import configs, registry, training
+    from cspdet.integration import configs, data, evaluation, registry, training
     from cspdet.integration.compat import check_ultralytics
 
     if getattr(tasks.parse_model, "cspdet", False):
@@ -52,5 +52,5 @@ def install():
     _wrap(tasks.BaseModel, "fuse", _fuse)
     default_callbacks["on_train_epoch_end"].append(training.record_wrc_weights)
     default_callbacks["on_train_end"].append(training.plot_wrc_log)
-    __import__("cspdet.integration.data", fromlist=["install"]).install()  # COCO JSON data YAMLs, YAML augmentations
-    __import__("cspdet.integration.evaluation", fromlist=["install"]).install()  # official COCO metrics in val
+    data.install()  # COCO JSON data YAMLs, YAML augmentation pipelines
+    evaluation.install()  # official COCO metrics in yolo val

@@ -6,7 +6,9 @@ import inspect
 
 import ultralytics
 from torch import nn
+from ultralytics.data import utils as data_utils
 from ultralytics.engine.trainer import BaseTrainer
+from ultralytics.models.yolo.detect import DetectionValidator
 from ultralytics.nn import tasks
 from ultralytics.utils.callbacks.base import default_callbacks
 
@@ -39,6 +41,12 @@ def check_ultralytics():
             BaseTrainer.build_optimizer,
             ["self", "model", "name", "lr", "momentum", "decay", "iterations"],
         ),
+        "BaseTrainer.__init__": (BaseTrainer.__init__, ["self", "cfg", "overrides", "_callbacks"]),
+        "check_det_dataset": (data_utils.check_det_dataset, ["dataset", "autodownload", "split"]),
+        "DetectionValidator.init_metrics": (DetectionValidator.init_metrics, ["self", "model"]),
+        "DetectionValidator.update_metrics": (DetectionValidator.update_metrics, ["self", "preds", "batch"]),
+        "DetectionValidator.gather_stats": (DetectionValidator.gather_stats, ["self"]),
+        "DetectionValidator.print_results": (DetectionValidator.print_results, ["self"]),
     }
     for name, (function, parameters) in expected.items():
         if list(inspect.signature(function).parameters) != parameters:

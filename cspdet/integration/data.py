@@ -75,11 +75,16 @@ def resolve_annotations(data: dict) -> dict:
 
 def check_det_dataset(original, dataset, *args, **kwargs) -> dict:
     """Ultralytics' check_det_dataset, plus bundled data YAMLs by bare name and COCO JSON ``annotations:``."""
-    from cspdet.data import find_bundled
     from ultralytics.utils.checks import check_file
 
+    from cspdet.data import find_bundled
+
     name = str(dataset)
-    if "://" not in name and Path(name).suffix in {".yaml", ".yml"} and not check_file(name, download=False, hard=False):
+    if (
+        "://" not in name
+        and Path(name).suffix in {".yaml", ".yml"}
+        and not check_file(name, download=False, hard=False)
+    ):
         dataset = find_bundled(name) or dataset
     with _names_optional():
         data = original(dataset, *args, **kwargs)

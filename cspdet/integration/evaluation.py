@@ -9,7 +9,8 @@ own metrics and the fitness that picks best.pt are unchanged.
 
 from __future__ import annotations
 
-from ultralytics.utils import LOGGER, colorstr
+import torch.distributed as dist
+from ultralytics.utils import LOGGER, RANK, colorstr
 
 from cspdet.eval import metrics_table
 from cspdet.eval.results import CocoResults
@@ -58,6 +59,16 @@ def update_metrics(original, validator, preds, batch):
             )
 
 
+def gather_stats(original, validator):
+    """Under DDP every rank validates a shard of the images: pool the detections on rank 0."""
+    original(validator)
+    results = getattr(validator, "coco_results", None)
+    if results and RANK != -1:
+        gathered = [None] * dist.get_world_size() if RANK == 0 else None
+        dist.gather_object(results.detections, gathered, dst=0)
+        results.detections = [d for detections in gathered for d in detections] if RANK == 0 else []
+
+
 def print_results(original, validator):
     """After ultralytics' table: score, print and save the COCO metrics (also kept as ``metrics.coco``)."""
     original(validator)
@@ -71,10 +82,10 @@ def print_results(original, validator):
 
 
 def install():
-    """Wrap DetectionValidator's init_metrics, update_metrics and print_results (called by cspdet's install)."""
+    """Wrap DetectionValidator's methods above (called by cspdet's install)."""
     from ultralytics.models.yolo.detect import DetectionValidator
 
     from cspdet.integration import _wrap
 
-    for method in (init_metrics, update_metrics, print_results):
+    for method in (init_metrics, update_metrics, gather_stats, print_results):
         _wrap(DetectionValidator, method.__name__, method)

@@ -89,13 +89,14 @@ class WeightedShortcut(nn.Module):
         spec (WRCSpec): Weighting options.
     """
 
+    frozen = False  # set by freeze() once fuse() has folded the weights away
+
     def __init__(self, c: int, spec: WRCSpec):
         super().__init__()
         n = c if spec.weights == "channel" else 1
         self.alpha = nn.Parameter(torch.full((n,), float(spec.alpha)))  # 1-D: never routed to Muon, never decayed
         self.beta = nn.Parameter(torch.full((n,), float(spec.beta)))
         self.norm = spec.norm
-        self.frozen = False
 
     def coefficients(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Return the effective (alpha, beta) after normalisation, shaped (1, C or 1, 1, 1)."""

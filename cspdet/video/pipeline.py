@@ -1,20 +1,26 @@
 """Video inference pipeline: decoding, batched inference and drawing/encoding overlap, linked by bounded queues.
 
-A decoder thread reads frames into a bounded queue; the calling thread runs the model's own ultralytics predictor on
-batches taken from that queue (its preprocessing, NMS and trackers, so detections equal ``yolo predict``'s); a writer
-thread draws each result, encodes it and writes the detection rows. Outputs go to temporary files that are moved into
-place at the end, also after Ctrl-C, which keeps the frames done so far as a playable video.
+A decoder thread reads frames into a bounded queue; inference workers (the calling thread, plus a second thread on CPU
+when not tracking) run the model's own ultralytics predictor on batches taken from that queue (its preprocessing, NMS
+and trackers, so detections equal ``yolo predict``'s); a writer thread puts the results back in frame order, draws
+each, encodes it and writes the detection rows. A semaphore bounds the frames in flight, so memory stays flat on long
+videos. Outputs go to temporary files that are moved into place at the end, also after Ctrl-C, which keeps the frames
+done so far as a playable video.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import json
+import os
 import queue
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 from ultralytics import YOLO
 from ultralytics.data.loaders import SourceTypes
 from ultralytics.utils import LOGGER, TQDM
@@ -23,7 +29,7 @@ from ultralytics.utils.torch_utils import select_device
 
 from cspdet.video.io import StagedFile, Video, VideoError, check_output, find_sources, open_video, open_writer
 
-STAGES = ("decode", "inference", "drawing", "encoding")
+STAGES = ("decode", "inference", "drawing", "encoding")  # inference: preprocess, model, NMS and tracking
 TRACKERS = ("bytetrack", "botsort")
 BOX_TASKS = ("detect", "segment", "pose")
 
@@ -37,7 +43,7 @@ class VideoSummary:
         out (Path): The annotated video written.
         frames (int): Frames processed (and written).
         detections (int): Boxes written, over all frames.
-        seconds (float): Wall time from the first frame to the finalised outputs.
+        seconds (float): Wall time from starting the stages to the finalised outputs.
         busy (dict[str, float]): Seconds each stage spent working (not waiting on a queue), keyed by STAGES.
         announced (int): Frames the container announces, 0 when unknown.
         interrupted (bool): Whether Ctrl-C stopped the run; ``out`` then holds the frames done so far.
@@ -73,21 +79,26 @@ class VideoSummary:
 
 
 class _FrameQueue:
-    """Predictor dataset yielding batches of the frames a decoder thread puts in ``frames``, until a ``None``.
+    """Predictor dataset: batches of the (index, frame) items a decoder thread puts in ``frames``, until a ``None``.
+
+    A batch waits for its first frame only and takes the others already decoded, so a worker never holds frames while
+    waiting for more. Several workers may share the queue; ``indices`` keeps the frame indices of the batches served.
 
     Args:
-        frames (queue.Queue): Decoded frames, ended by ``None``.
-        batch (int): Frames per batch (the last batch may be smaller).
+        frames (queue.Queue): Decoded (index, frame) items, ended by ``None``.
+        batch (int): Most frames per batch.
         path (str): The source, reported as each frame's path (trackers reset when it changes).
         stream (bool): Whether the source is live (no announced frame count).
+        stop (threading.Event): Set to end the batches early (Ctrl-C, errors).
     """
 
     mode = "video"  # one tracker follows the frames in order
 
-    def __init__(self, frames: queue.Queue, batch: int, path: str, stream: bool):
-        """Wrap the queue; ``waited`` accumulates the seconds spent waiting for frames."""
-        self.frames, self.bs, self.path, self.ended, self.waited = frames, batch, path, False, 0.0
-        self.source_type = SourceTypes(stream=stream)
+    def __init__(self, frames: queue.Queue, batch: int, path: str, stream: bool, stop: threading.Event):
+        """Wrap the queue; ``busy`` and ``waited``: the worker's seconds in inference and waiting for frames."""
+        self.frames, self.bs, self.path, self.stop, self.ended = frames, batch, path, stop, False
+        self.source_type, self.indices = SourceTypes(stream=stream), collections.deque()
+        self.busy = self.waited = 0.0
 
     def __iter__(self):
         """Return self: the queue is consumed once."""
@@ -95,15 +106,22 @@ class _FrameQueue:
 
     def __next__(self) -> tuple[list[str], list, list[str]]:
         """Return the next (paths, frames, info) batch, as ultralytics' loaders do."""
-        start, images = time.perf_counter(), []
-        while not self.ended and len(images) < self.bs:
-            frame = self.frames.get()
-            self.ended = frame is None
-            if frame is not None:
-                images.append(frame)
+        start, indices, images = time.perf_counter(), [], []
+        while not self.ended and not self.stop.is_set() and len(images) < self.bs:
+            try:
+                item = self.frames.get(block=not images)
+            except queue.Empty:
+                break
+            if item is None:
+                self.ended = True
+                self.frames.put(None)  # for the other workers
+            else:
+                indices.append(item[0])
+                images.append(item[1])
         self.waited += time.perf_counter() - start
         if not images:
             raise StopIteration
+        self.indices.extend(indices)
         return [self.path] * len(images), images, [""] * len(images)
 
 
@@ -141,7 +159,8 @@ def load_predictor(
         tracker (str, optional): ``bytetrack`` or ``botsort`` to track objects with ultralytics' trackers.
 
     Returns:
-        (ultralytics.engine.predictor.BasePredictor): The predictor, its model loaded on the device.
+        (ultralytics.engine.predictor.BasePredictor): The predictor, its model loaded on the device. For a PyTorch
+            model on a multi-core CPU without tracking, torch gets half the cores: predict_video runs two workers.
     """
     if tracker is not None and tracker not in TRACKERS:
         raise ValueError(f"tracker={tracker!r}: use one of {', '.join(TRACKERS)}")
@@ -173,7 +192,24 @@ def load_predictor(
     base = yolo.task_map[yolo.task]["predictor"]
     predictor = type(f"Video{base.__name__}", (_QueueSource, base), {})(overrides=args, _callbacks=yolo.callbacks)
     predictor.setup_model(model=yolo.model, verbose=False)
+    if _workers(predictor) > 1:
+        torch.set_num_threads(max(1, os.cpu_count() // 2))  # the cores are split between the two inference workers
     return predictor
+
+
+def _workers(predictor) -> int:
+    """Inference workers for ``predictor``: two for a PyTorch model on a multi-core CPU (one batch each, in parallel),
+    else one (CUDA runs a whole batch at once, ONNX Runtime has its own threads, trackers need the frames in order).
+    """
+    cpu = predictor.device.type == "cpu" and (os.cpu_count() or 1) > 1
+    return 2 if cpu and predictor.model.format == "pt" and predictor.args.mode != "track" else 1
+
+
+def _share(predictor):
+    """A second predictor of the same class and arguments running the same loaded model, for another worker thread."""
+    worker = type(predictor)(overrides=vars(predictor.args), _callbacks=predictor.callbacks)
+    worker.model, worker.device = predictor.model, predictor.device
+    return worker
 
 
 class _Run:
@@ -186,65 +222,113 @@ class _Run:
     """
 
     def __init__(self, predictor, video: Video, outputs: dict[str, StagedFile]):
-        """Create the bounded queues (two batches each) and the stage clocks."""
-        self.predictor, self.video, self.outputs = predictor, video, outputs
-        size = 2 * predictor.args.batch
-        self.frames, self.results = queue.Queue(size), queue.Queue(size)
-        self.stop, self.abort = threading.Event(), False
-        self.busy, self.errors, self.detections = dict.fromkeys(STAGES, 0.0), [], 0
+        """Create the workers, the bounded queues, the bound on frames in flight and the stage clocks."""
+        self.video, self.outputs = video, outputs
+        self.workers = [predictor] + [_share(predictor) for _ in range(_workers(predictor) - 1)]
+        batch = predictor.args.batch
+        self.frames, self.results = queue.Queue(2 * batch), queue.Queue(2 * batch * len(self.workers))
+        self.slots = threading.Semaphore(4 * batch * len(self.workers))  # frames decoded but not yet written
+        self.stop, self.abort, self.errors = threading.Event(), False, []
+        self.busy, self.written, self.detections = dict.fromkeys(STAGES, 0.0), 0, 0
 
-    def _put(self, item) -> bool:
-        """Put ``item`` in the frame queue, waiting for room unless ``stop`` is set; return whether it was put."""
+    def _wait(self, attempt) -> bool:
+        """Retry ``attempt`` (a call with a timeout returning True once done) until it succeeds or ``stop`` is set."""
         while not self.stop.is_set():
+            if attempt():
+                return True
+        return False
+
+    def _put_frame(self, item) -> bool:
+        """Put ``item`` in the frame queue unless ``stop`` is set first; return whether it was put."""
+
+        def attempt():
             try:
                 self.frames.put(item, timeout=0.1)
                 return True
             except queue.Full:
-                continue
-        return False
+                return False
+
+        return self._wait(attempt)
 
     def _decode(self):
-        """Decoder thread: put frames in ``self.frames`` until the source ends or ``stop`` is set, then ``None``."""
+        """Decoder thread: put (index, frame) items in the frame queue until the source ends or ``stop``, then None."""
         try:
-            frame, ok = self.video.first, True
-            while ok and self._put(frame):
+            frame, ok, index = self.video.first, True, 0
+            while ok and self._wait(lambda: self.slots.acquire(timeout=0.1)) and self._put_frame((index, frame)):
+                index += 1
                 start = time.perf_counter()
                 ok, frame = self.video.capture.read()
                 self.busy["decode"] += time.perf_counter() - start
         except Exception as e:
             self.errors.append(e)
         finally:
-            self._put(None)
+            if not self._put_frame(None):
+                with contextlib.suppress(queue.Full):
+                    self.frames.put_nowait(None)  # wakes a worker waiting for a frame after ``stop``
+
+    def _infer(self, predictor, dataset: _FrameQueue):
+        """Inference worker: run ``predictor`` on the batches of ``dataset``, sending (frame index, result) on."""
+        results = predictor.stream_inference(dataset)
+        try:
+            tick = time.perf_counter()
+            for result in results:
+                dataset.busy += time.perf_counter() - tick
+                self.results.put((dataset.indices.popleft(), result))
+                if self.errors:
+                    break
+                tick = time.perf_counter()
+        finally:
+            results.close()  # releases the predictor's lock if Ctrl-C came between two frames
+
+    def _helper(self, predictor, dataset: _FrameQueue):
+        """Second inference worker's thread: _infer, its error stopping the run."""
+        try:
+            self._infer(predictor, dataset)
+        except Exception as e:
+            self.errors.append(e)
+            self.stop.set()
 
     def _write(self):
-        """Writer thread: draw, encode and write the detection rows of each result until a ``None``."""
-        args, files, writer = self.predictor.args, {}, None
+        """Writer thread: put results back in frame order; draw, encode and write the rows of each until a ``None``."""
+        files, writer, pending = {}, None, {}
+        bar = TQDM(total=self.video.frames or None, desc=Path(self.video.name).name, unit="frame")
         try:
             files = {k: open(v.tmp, "w") for k, v in self.outputs.items() if k != "video"}
             while (item := self.results.get()) is not None:
-                if self.abort or self.errors:
-                    continue  # keep draining so that the producer never blocks
-                index, result = item
-                start = time.perf_counter()
-                image = result.plot(
-                    line_width=args.line_width, boxes=args.show_boxes, conf=args.show_conf, labels=args.show_labels
-                )
-                drawn = time.perf_counter()
-                if writer is None:
-                    writer = open_writer(self.outputs["video"], self.video.fps, (image.shape[1], image.shape[0]))
-                writer.write(image)
-                self._write_rows(index, result, files)
-                self.busy["drawing"] += drawn - start
-                self.busy["encoding"] += time.perf_counter() - drawn
+                pending[item[0]] = item[1]
+                while self.written in pending:
+                    result = pending.pop(self.written)
+                    if not self.abort:
+                        writer = self._encode(result, writer)
+                        self._write_rows(self.written, result, files)
+                    self.written += 1
+                    self.slots.release()
+                    bar.update()
         except Exception as e:
             self.errors.append(e)
+            self.stop.set()
             while self.results.get() is not None:
-                pass
+                pass  # keep draining so that no worker blocks
         finally:
             if writer is not None:
                 writer.release()  # finalises the container: the video is playable
             for f in files.values():
                 f.close()
+            bar.close()
+
+    def _encode(self, result, writer):
+        """Draw ``result`` as ``yolo predict`` does and encode it, opening the video writer on the first frame."""
+        args, start = self.workers[0].args, time.perf_counter()
+        image = result.plot(
+            line_width=args.line_width, boxes=args.show_boxes, conf=args.show_conf, labels=args.show_labels
+        )
+        drawn = time.perf_counter()
+        if writer is None:
+            writer = open_writer(self.outputs["video"], self.video.fps, (image.shape[1], image.shape[0]))
+        writer.write(image)
+        self.busy["drawing"] += drawn - start
+        self.busy["encoding"] += time.perf_counter() - drawn
+        return writer
 
     def _write_rows(self, index: int, result, files: dict):
         """Append this frame's boxes to the detections (JSON lines) and MOT files that are open."""
@@ -264,43 +348,38 @@ class _Run:
 
     def run(self) -> VideoSummary:
         """Run the stages until the source ends or Ctrl-C; raise the first error of any stage."""
-        video, predictor = self.video, self.predictor
-        dataset = _FrameQueue(self.frames, predictor.args.batch, video.name, stream=not video.frames)
-        decoder, writer = threading.Thread(target=self._decode, daemon=True), threading.Thread(target=self._write)
-        bar = TQDM(total=video.frames or None, desc=Path(video.name).name, unit="frame")
-        start, count, interrupted = time.perf_counter(), 0, False
-        results = predictor.stream_inference(dataset)
-        decoder.start(), writer.start()
+        video, workers, interrupted = self.video, self.workers, False
+        datasets = [_FrameQueue(self.frames, w.args.batch, video.name, not video.frames, self.stop) for w in workers]
+        decoder, writer = (threading.Thread(target=f, daemon=True) for f in (self._decode, self._write))
+        helpers = [threading.Thread(target=self._helper, args=wd, daemon=True) for wd in zip(workers[1:], datasets[1:])]
+        start = time.perf_counter()
+        for thread in (decoder, writer, *helpers):
+            thread.start()
         try:
-            tick = time.perf_counter()
-            for result in results:
-                self.busy["inference"] += time.perf_counter() - tick
-                self.results.put((count, result))
-                count += 1
-                bar.update()
-                if self.errors:
-                    break
-                tick = time.perf_counter()
-        except KeyboardInterrupt:
-            interrupted = True
-        except BaseException:
-            self.abort = True
-            raise
+            try:
+                self._infer(workers[0], datasets[0])
+            except KeyboardInterrupt:
+                interrupted = True
+                self.stop.set()
+            except BaseException:
+                self.abort = True
+                self.stop.set()
+                raise
         finally:
-            results.close()  # releases the predictor's lock if Ctrl-C came between two frames
+            for thread in helpers:
+                thread.join()
             self.stop.set()
             decoder.join()
             self.results.put(None)
             writer.join()
             video.capture.release()
-            bar.close()
         if self.errors:
             raise self.errors[0]
-        self.busy["inference"] -= dataset.waited
+        self.busy["inference"] = sum(d.busy - d.waited for d in datasets)
         return VideoSummary(
             video.name,
             self.outputs["video"].path,
-            count,
+            self.written,
             self.detections,
             time.perf_counter() - start,
             self.busy,
@@ -330,6 +409,8 @@ def predict_video(predictor, source: str | int, out: str | Path, detections=None
     outputs |= {k: StagedFile(v) for k, v in (("detections", detections), ("mot", mot)) if v}
     try:
         summary = _Run(predictor, video, outputs).run()
+        if not summary.frames:  # Ctrl-C before the first frame was written: nothing to keep
+            raise KeyboardInterrupt
     except BaseException:
         for staged in outputs.values():
             staged.discard()
@@ -363,6 +444,8 @@ def predict_source(predictor, source, out, detections=None, mot=None) -> list[Vi
     videos = find_sources(source)
     if not Path(str(source)).is_dir():
         return [predict_video(predictor, videos[0], out, detections, mot)]
+    if Path(out).suffix:
+        raise VideoError(f"{out}: a folder source ({source}) writes one video per input, into a folder: give a folder")
     results = []
     for video in videos:
         stem = Path(video).stem

@@ -3,7 +3,10 @@
 import contextlib
 import copy
 import io
+import json
+from pathlib import Path
 
+import cv2
 import numpy as np
 
 from cspdet.eval.synthetic import synthetic_coco
@@ -89,6 +92,48 @@ def one_per_class(n_images: int = 30, seed: int = 0) -> dict:
     images = [{"id": i, "file_name": f"{i}.jpg", "width": 640, "height": 480} for i in range(1, n_images + 1)]
     categories = [{"id": c, "name": f"c{c}"} for c in (2, 5, 11, 17)]
     return {"images": images, "annotations": annotations, "categories": categories}
+
+
+CATEGORIES = [{"id": 11, "name": "blue"}, {"id": 3, "name": "red"}]  # class 0 is id 3 (red), class 1 is id 11
+COLORS = {3: (0, 0, 255), 11: (255, 0, 0)}
+
+
+def write_coco_dataset(root: Path, n_train: int = 8, n_val: int = 4, height: int = 64) -> Path:
+    """Write a tiny COCO-format dataset (rectangles, non-contiguous category ids, crowd regions, images of different
+    widths, some in a subfolder); return its data YAML, which takes the class names from the JSON."""
+    rng = np.random.default_rng(0)
+    for split, count in (("train", n_train), ("val", n_val)):
+        (root / "images" / split / "more").mkdir(parents=True, exist_ok=True)
+        images, annotations = [], []
+        for k in range(count):
+            image_id, file_name = 500 + 7 * k, f"more/{k:03d}.png" if k % 2 else f"{k:03d}.png"
+            width = height + 8 * k
+            image = np.full((height, width, 3), 114, np.uint8)
+            for category_id, color in COLORS.items():
+                w, h = (int(v) for v in rng.integers(height // 5, height // 2, 2))
+                x, y = int(rng.integers(0, width - w)), int(rng.integers(0, height - h))
+                cv2.rectangle(image, (x, y), (x + w, y + h), color, -1)
+                box = [x, y, w, h]
+                annotations.append({"image_id": image_id, "category_id": category_id, "bbox": box, "area": w * h})
+            if k % 3 == 0:  # a crowd region: to be ignored by the evaluator, never a training target
+                box = [0, 0, width // 2, height // 2]
+                annotations.append(
+                    {"image_id": image_id, "category_id": 3, "bbox": box, "area": box[2] * box[3], "iscrowd": 1}
+                )
+            cv2.imwrite(str(root / "images" / split / file_name), image)
+            images.append({"id": image_id, "file_name": file_name, "width": width, "height": height})
+        for k, a in enumerate(annotations, 1):
+            a.setdefault("iscrowd", 0)
+            a["id"] = k
+        (root / "annotations").mkdir(exist_ok=True)
+        coco = {"images": images, "annotations": annotations, "categories": CATEGORIES}
+        (root / "annotations" / f"instances_{split}.json").write_text(json.dumps(coco))
+    data = root / "data.yaml"
+    data.write_text(
+        f"path: {root}\ntrain: images/train\nval: images/val\n"
+        "annotations:\n  train: annotations/instances_train.json\n  val: annotations/instances_val.json\n"
+    )
+    return data
 
 
 CASES = {"edge-case": edge_case, "synthetic": lambda: synthetic_coco(images=150, boxes=1100, detections=100, seed=3)}
