@@ -5,16 +5,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1]
-CONFIG_DIRS = (PACKAGE / "cfg", PACKAGE.parent / "cfg")  # installed wheel, then a source checkout
+from cspdet.bundled import bundled
 
 
 def _existing(path: Path) -> Path | None:
     if path.is_file():
         return path
-    if path.parent == Path("."):  # a bare name: look in the bundled configs
-        return next((d / path.name for d in CONFIG_DIRS if (d / path.name).is_file()), None)
-    return None
+    return bundled("cfg", path.name) if path.parent == Path(".") else None  # a bare name: the bundled configs
 
 
 def find_model_yaml(path) -> tuple[Path, str] | None:

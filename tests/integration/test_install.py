@@ -12,12 +12,13 @@ def test_wheel_install_trains_from_bundled_yaml(tiny_dataset, tmp_path):
     python = venv / "bin" / "python"
     run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", str(REPO)], timeout=300)
     where = (
-        "import cspdet, _cspdet_hook; from cspdet.integration.configs import CONFIG_DIRS; "
-        "print(cspdet.__file__); print(_cspdet_hook.__file__); print(CONFIG_DIRS[0].is_dir())"
+        "import cspdet, _cspdet_hook; from cspdet.bundled import bundled; "
+        "print(cspdet.__file__); print(_cspdet_hook.__file__); print(bundled('cfg', 'csp_wrc.yaml'))"
     )
     lines = run([str(python), "-c", where], cwd=tmp_path).stdout.split()
     site = Path(lines[0]).parents[1]
-    assert site.is_relative_to(venv) and Path(lines[1]).parent == site and lines[2] == "True"
+    assert site.is_relative_to(venv) and Path(lines[1]).parent == site
+    assert Path(lines[2]) == site / "cspdet" / "cfg" / "csp_wrc.yaml"  # from the wheel, not the checkout
     assert (site / "cspdet.pth").is_file() and (site / "cspdet" / "datasets").is_dir()
     yolo = "import sys; from ultralytics.cfg import entrypoint; sys.exit(entrypoint())"  # the `yolo` console script
     out = run(
