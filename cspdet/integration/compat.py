@@ -7,6 +7,7 @@ import inspect
 import ultralytics
 from torch import nn
 from ultralytics.data import utils as data_utils
+from ultralytics.engine.predictor import BasePredictor
 from ultralytics.engine.trainer import BaseTrainer
 from ultralytics.models.yolo.detect import DetectionValidator
 from ultralytics.nn import tasks
@@ -47,6 +48,13 @@ def check_ultralytics():
         "DetectionValidator.update_metrics": (DetectionValidator.update_metrics, ["self", "preds", "batch"]),
         "DetectionValidator.gather_stats": (DetectionValidator.gather_stats, ["self"]),
         "DetectionValidator.print_results": (DetectionValidator.print_results, ["self"]),
+        "BasePredictor.__init__": (BasePredictor.__init__, ["self", "cfg", "overrides", "_callbacks"]),
+        "BasePredictor.setup_source": (BasePredictor.setup_source, ["self", "source", "stride"]),
+        "BasePredictor.setup_model": (BasePredictor.setup_model, ["self", "model", "verbose"]),
+        "BasePredictor.stream_inference": (
+            BasePredictor.stream_inference,
+            ["self", "source", "model", "args", "kwargs"],
+        ),
     }
     for name, (function, parameters) in expected.items():
         if list(inspect.signature(function).parameters) != parameters:

@@ -22,11 +22,10 @@ from pathlib import Path
 
 import torch
 from ultralytics import YOLO
-from ultralytics.data.loaders import SourceTypes
 from ultralytics.utils import LOGGER, TQDM
-from ultralytics.utils.checks import check_imgsz
 from ultralytics.utils.torch_utils import select_device
 
+from cspdet.integration.predictor import queue_predictor, register_tracker, share_predictor, source_types
 from cspdet.video.io import StagedFile, Video, VideoError, check_output, find_sources, open_video, open_writer
 
 STAGES = ("decode", "inference", "drawing", "encoding")  # inference: preprocess, model, NMS and tracking
@@ -97,7 +96,7 @@ class _FrameQueue:
     def __init__(self, frames: queue.Queue, batch: int, path: str, stream: bool, stop: threading.Event):
         """Wrap the queue; ``busy`` and ``waited``: the worker's seconds in inference and waiting for frames."""
         self.frames, self.bs, self.path, self.stop, self.ended = frames, batch, path, stop, False
-        self.source_type, self.indices = SourceTypes(stream=stream), collections.deque()
+        self.source_type, self.indices = source_types(stream), collections.deque()
         self.busy = self.waited = 0.0
 
     def __iter__(self):
@@ -123,19 +122,6 @@ class _FrameQueue:
             raise StopIteration
         self.indices.extend(indices)
         return [self.path] * len(images), images, [""] * len(images)
-
-
-class _QueueSource:
-    """Mixin for an ultralytics predictor: its source is a _FrameQueue instead of a path it would decode itself."""
-
-    def setup_source(self, source: _FrameQueue, stride: int | None = None):
-        """Use ``source`` as the dataset and set the inference size the way BasePredictor.setup_source does."""
-        import torchvision  # noqa: F401  (imported by ultralytics for video sources: its NMS then uses torchvision's)
-
-        if hasattr(self.model, "imgsz") and not getattr(self.model, "dynamic", False):
-            self.args.imgsz = self.model.imgsz  # exported models run at their export size
-        self.imgsz = check_imgsz(self.args.imgsz, stride=stride or self.model.stride, min_dim=2)
-        self.dataset, self.source_type, self.vid_writer = source, source.source_type, {}
 
 
 def load_predictor(
@@ -185,13 +171,9 @@ def load_predictor(
         "embed": None,
     }
     if tracker:
-        from ultralytics.trackers.track import register_tracker  # needs the lap package
-
         args["tracker"] = f"{tracker}.yaml"
-        register_tracker(yolo, persist=False)
-    base = yolo.task_map[yolo.task]["predictor"]
-    predictor = type(f"Video{base.__name__}", (_QueueSource, base), {})(overrides=args, _callbacks=yolo.callbacks)
-    predictor.setup_model(model=yolo.model, verbose=False)
+        register_tracker(yolo)
+    predictor = queue_predictor(yolo, args)
     if _workers(predictor) > 1:
         torch.set_num_threads(max(1, os.cpu_count() // 2))  # the cores are split between the two inference workers
     return predictor
@@ -203,13 +185,6 @@ def _workers(predictor) -> int:
     """
     cpu = predictor.device.type == "cpu" and (os.cpu_count() or 1) > 1
     return 2 if cpu and predictor.model.format == "pt" and predictor.args.mode != "track" else 1
-
-
-def _share(predictor):
-    """A second predictor of the same class and arguments running the same loaded model, for another worker thread."""
-    worker = type(predictor)(overrides=vars(predictor.args), _callbacks=predictor.callbacks)
-    worker.model, worker.device = predictor.model, predictor.device
-    return worker
 
 
 class _Run:
@@ -224,7 +199,7 @@ class _Run:
     def __init__(self, predictor, video: Video, outputs: dict[str, StagedFile]):
         """Create the workers, the bounded queues, the bound on frames in flight and the stage clocks."""
         self.video, self.outputs = video, outputs
-        self.workers = [predictor] + [_share(predictor) for _ in range(_workers(predictor) - 1)]
+        self.workers = [predictor] + [share_predictor(predictor) for _ in range(_workers(predictor) - 1)]
         batch = predictor.args.batch
         self.frames, self.results = queue.Queue(2 * batch), queue.Queue(2 * batch * len(self.workers))
         self.slots = threading.Semaphore(4 * batch * len(self.workers))  # frames decoded but not yet written

@@ -15,6 +15,11 @@ BREAKAGES = {
         "tasks.parse_model = lambda d, ch, verbose=True, strict=False: p(d, ch, verbose)",
         r"parse_model no longer takes \['d', 'ch', 'verbose'\]",
     ),
+    "predictor": (
+        "from ultralytics.engine.predictor import BasePredictor; "
+        "BasePredictor.setup_source = lambda self, source, stride=None, channels=3: None",
+        r"BasePredictor.setup_source no longer takes \['self', 'source', 'stride'\]",
+    ),
     "behaviour": (
         "from ultralytics.nn import tasks; p = tasks.parse_model; "
         "exec('def parse_model(d, ch, verbose=True):\\n    return p({**d, \"width_multiple\": 0.5}, ch, verbose)'); "

@@ -1,0 +1,49 @@
+"""Queue predictors: the model's own predictor fed with ready batches gives the results of Model.predict."""
+
+import numpy as np
+import torch
+from ultralytics import YOLO
+
+from cspdet.integration.predictor import queue_predictor, share_predictor, source_types
+
+
+class Batches:
+    """The smallest dataset a queue predictor accepts: ``bs``, ``source_type`` and (paths, frames, info) batches."""
+
+    mode, bs = "video", 2
+
+    def __init__(self, frames):
+        self.source_type = source_types(stream=False)
+        self.batches = iter([(["v.mp4"] * 2, frames[:2], [""] * 2), (["v.mp4"], frames[2:], [""])])
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return next(self.batches)
+
+
+def test_queue_predictor_equals_model_predict():
+    torch.manual_seed(0)
+    yolo = YOLO("csp_wrc-n.yaml")
+    frames = [np.random.default_rng(i).integers(0, 255, (96, 128, 3), dtype=np.uint8) for i in range(3)]
+    overrides = {
+        "imgsz": 128,
+        "conf": 0.0001,
+        "device": "cpu",
+        "save": False,
+        "verbose": False,
+        "batch": 2,
+        "rect": True,
+    }
+    predictor = queue_predictor(yolo, overrides)
+    results = list(predictor.stream_inference(Batches(frames)))
+    expected = yolo.predict(frames, imgsz=128, conf=0.0001, device="cpu", verbose=False)
+    assert len(results) == 3
+    for got, want in zip(results, expected):
+        assert len(want.boxes) > 0
+        torch.testing.assert_close(got.boxes.data, want.boxes.data, atol=1e-3, rtol=1e-4)
+
+    worker = share_predictor(predictor)
+    assert type(worker) is type(predictor) and worker.model is predictor.model
+    assert len(list(worker.stream_inference(Batches(frames)))) == 3
