@@ -106,3 +106,32 @@ def training_step(cfg: str, imgsz: int, batch: int) -> Callable[[], object]:
 
     step()  # warm-up
     return step
+
+
+def training_run(cfg: str, data: str, epochs: int, imgsz: int, batch: int, device, project: Path) -> dict:
+    """Train ``cfg`` with ultralytics' trainer (AMP on, validation off) and measure it.
+
+    Returns images/s over the epochs after the first (warm-up: dataloader start, cuDNN autotuning), taking the median
+    of each epoch's rate between its first and last batch, and the peak CUDA memory allocated (GiB; None on CPU).
+    """
+    model, stamps = YOLO(cfg), []
+    model.add_callback("on_train_batch_end", lambda trainer: stamps.append((trainer.epoch, time.perf_counter())))
+    cuda = torch.cuda.is_available() and str(device) != "cpu"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    model.train(
+        data=data, epochs=epochs, imgsz=imgsz, batch=batch, device=device, amp=True, val=False, plots=False,
+        seed=0, project=str(project), name=Path(cfg).stem, exist_ok=True, verbose=False,
+    )  # fmt: skip
+    rates = []
+    for epoch in range(1, epochs):
+        times = [t for e, t in stamps if e == epoch]
+        if len(times) > 1:
+            rates.append(batch * (len(times) - 1) / (times[-1] - times[0]))
+    if not rates:
+        raise ValueError(f"{cfg}: need at least 2 epochs of at least 2 batches to measure throughput")
+    return {
+        "images/s": statistics.median(rates),
+        "iterations": len(stamps),
+        "peak GiB": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
+    }
