@@ -32,8 +32,8 @@ def plot_wrc_weights(csv_path: str | Path, out: str | Path | None = None) -> Pat
     fig, axes = plt.subplots(1, 2, figsize=(12, 5), sharex=True, tight_layout=True)
     colors = plt.cm.viridis([i / max(len(series) - 1, 1) for i in range(len(series))])
     for color, (layer, (epochs, alphas, betas)) in zip(colors, series.items()):
-        axes[0].plot(epochs, alphas, color=color, label=layer.removeprefix("model."))
-        axes[1].plot(epochs, betas, color=color)
+        axes[0].plot(epochs, alphas, color=color, marker="o", ms=3, label=layer.removeprefix("model."))
+        axes[1].plot(epochs, betas, color=color, marker="o", ms=3)
     for ax, name in zip(axes, ("alpha (residual branch)", "beta (shortcut)")):
         ax.set(title=f"effective {name}", xlabel="epoch")
         ax.grid(alpha=0.3)

@@ -1,0 +1,173 @@
+"""Ablation of the shortcut weighting: train model variants over seeds with the ``yolo`` CLI and summarise them.
+
+Each variant is a model YAML, optionally with its top-level ``wrc`` key replaced. Runs go seed by seed through all
+variants, so that drift in a shared machine's speed spreads over every variant, and each finished run is appended to
+``runs.jsonl`` at once: an interrupted ablation resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from cspdet.integration.configs import find_model_yaml
+
+RECORDS = "runs.jsonl"
+METRICS = {"mAP50-95": "metrics/mAP50-95(B)", "mAP50": "metrics/mAP50(B)"}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A model to train: ``model`` is a YAML name (scale suffix allowed); ``wrc`` replaces its top-level ``wrc``."""
+
+    name: str
+    model: str
+    wrc: object = None
+
+    def model_yaml(self, folder: Path) -> str:
+        """The model argument for ``yolo train``; a variant with ``wrc`` gets its own YAML written under ``folder``."""
+        if self.wrc is None:
+            return self.model
+        found = find_model_yaml(self.model)
+        if found is None:
+            raise ValueError(f"variant '{self.name}': {self.model} is not a cspdet model YAML, so 'wrc' cannot be set")
+        file, scale = found
+        d = yaml.safe_load(file.read_text())
+        if "wrc" not in d:
+            raise ValueError(f"variant '{self.name}': {file} has no top-level 'wrc' key to replace")
+        d["wrc"] = self.wrc
+        path = folder / f"{file.stem}_{self.name}.yaml"
+        _write_atomic(path, yaml.safe_dump(d, sort_keys=False))
+        return str(path.with_name(f"{path.stem}-{scale}.yaml") if scale else path)
+
+
+DEFAULT_VARIANTS = [
+    Variant("plain", "csp_plain-n.yaml"),
+    Variant("scalar", "csp_wrc-n.yaml", "scalar"),
+    Variant("channel", "csp_wrc-n.yaml", "channel"),
+    Variant("rezero", "csp_wrc-n.yaml", "rezero"),
+    Variant("fast", "csp_wrc-n.yaml", "fast"),
+    Variant("yolo11n", "yolo11n.yaml"),
+]
+
+
+def _write_atomic(path: Path, text: str):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def read_results(run_dir: Path) -> dict:
+    """Per-epoch metrics and cumulative training seconds from an ultralytics run's ``results.csv``."""
+    path = run_dir / "results.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing; the training run did not finish an epoch")
+    with open(path, newline="") as f:
+        rows = [{k.strip(): float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    if not rows:
+        raise ValueError(f"{path}: no epochs recorded")
+    curves = {name: [row[col] for row in rows] for name, col in METRICS.items()}
+    return {**{name: curve[-1] for name, curve in curves.items()}, "train_s": rows[-1]["time"], "curves": curves}
+
+
+def load_records(out: Path) -> list[dict]:
+    """The finished runs recorded under ``out``."""
+    path = out / RECORDS
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def run(variants: list[Variant], seeds: list[int], data: str, train_args: dict, out: Path, progress=None):
+    """Train every variant for every seed not yet recorded under ``out``; return all records.
+
+    A failing run stops the ablation with the tail of its log, which is kept as ``out/<variant>-s<seed>.log``.
+    """
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    done = {(r["variant"], r["seed"]) for r in load_records(out)}
+    todo = [(seed, v) for seed in seeds for v in variants if (v.name, seed) not in done]
+    models = {v.name: v.model_yaml(out / "models") for v in variants}
+    for seed, variant in progress(todo) if progress else todo:
+        name = f"{variant.name}-s{seed}"
+        args = {**train_args, "model": models[variant.name], "data": data, "seed": seed, "deterministic": True}
+        args |= {"project": str(out / "runs"), "name": name, "exist_ok": True, "plots": False}
+        log = out / f"{name}.log"
+        start = time.perf_counter()
+        with open(log, "w") as f:
+            cmd = [str(Path(sys.executable).with_name("yolo")), "train", *(f"{k}={v}" for k, v in args.items())]
+            code = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT).returncode
+        if code:
+            tail = "".join(log.read_text().splitlines(keepends=True)[-20:])
+            raise RuntimeError(f"run {name} failed with exit code {code}; log {log}:\n{tail}")
+        record = {"variant": variant.name, "seed": seed, "wall_s": time.perf_counter() - start}
+        record |= read_results(out / "runs" / name)
+        with open(out / RECORDS, "a") as f:
+            f.write(json.dumps(record) + "\n")
+    return load_records(out)
+
+
+def summarise(records: list[dict], baseline: str = "plain") -> list[dict]:
+    """Per variant: mean and standard deviation of each metric, median train time, and the paired change from
+    ``baseline``: mean and standard deviation over the seeds both ran of (variant - baseline), and how many were gains.
+
+    Pairing by seed compares runs with the same data order and, for models that differ only in the shortcut
+    weighting, the same initial convolutions.
+    """
+    by_variant: dict[str, dict[int, dict]] = {}
+    for r in records:
+        by_variant.setdefault(r["variant"], {})[r["seed"]] = r
+    base = by_variant.get(baseline, {})
+    rows = []
+    for name, runs in by_variant.items():
+        row = {"variant": name, "runs": len(runs), "train_s": statistics.median(r["train_s"] for r in runs.values())}
+        row["pairs"] = sum(seed in base for seed in runs)
+        for metric in METRICS:
+            values = [r[metric] for r in runs.values()]
+            diffs = [r[metric] - base[seed][metric] for seed, r in runs.items() if seed in base]
+            row[metric], row[f"{metric} std"] = statistics.mean(values), _stdev(values)
+            row[f"{metric} delta"] = statistics.mean(diffs) if diffs else float("nan")
+            row[f"{metric} delta std"], row[f"{metric} gains"] = _stdev(diffs), sum(d > 0 for d in diffs)
+        rows.append(row)
+    return rows
+
+
+def _stdev(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else float("nan")
+
+
+def plot_curves(records: list[dict], out: Path, metric: str = "mAP50-95") -> Path:
+    """Plot ``metric`` over epochs per variant: the seed mean as a line, the min-max band shaded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), tight_layout=True)
+    for name in dict.fromkeys(r["variant"] for r in records):
+        curves = [r["curves"][metric] for r in records if r["variant"] == name]
+        epochs = range(1, min(map(len, curves)) + 1)
+        per_epoch = [[c[e - 1] for c in curves] for e in epochs]
+        ax.plot(epochs, [statistics.mean(v) for v in per_epoch], marker="o", ms=3, label=f"{name} (n={len(curves)})")
+        ax.fill_between(epochs, [min(v) for v in per_epoch], [max(v) for v in per_epoch], alpha=0.15)
+    ax.set(xlabel="epoch", ylabel=f"val {metric}", title=f"{metric} per epoch, mean over seeds (band: min-max)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.stem}.", suffix=".png")
+    os.close(fd)
+    fig.savefig(tmp, dpi=130)
+    plt.close(fig)
+    os.replace(tmp, out)
+    return out
