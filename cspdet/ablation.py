@@ -93,11 +93,19 @@ def load_records(out: Path) -> list[dict]:
 def run(variants: list[Variant], seeds: list[int], data: str, train_args: dict, out: Path, progress=None):
     """Train every variant for every seed not yet recorded under ``out``; return all records.
 
+    ``out`` holds one budget: runs recorded there with other ``data`` or ``train_args`` are an error, not reused.
     A failing run stops the ablation with the tail of its log, which is kept as ``out/<variant>-s<seed>.log``.
     """
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    done = {(r["variant"], r["seed"]) for r in load_records(out)}
+    budget, records = {"data": data, **train_args}, load_records(out)
+    other = next((r for r in records if r.get("budget") != budget), None)
+    if other:
+        raise ValueError(
+            f"{out / RECORDS}: run {other['variant']}-s{other['seed']} was trained with {other.get('budget')}, not "
+            f"{budget}; use another output folder for another budget"
+        )
+    done = {(r["variant"], r["seed"]) for r in records}
     todo = [(seed, v) for seed in seeds for v in variants if (v.name, seed) not in done]
     models = {v.name: v.model_yaml(out / "models") for v in variants}
     for seed, variant in progress(todo) if progress else todo:
@@ -112,7 +120,7 @@ def run(variants: list[Variant], seeds: list[int], data: str, train_args: dict, 
         if code:
             tail = "".join(log.read_text().splitlines(keepends=True)[-20:])
             raise RuntimeError(f"run {name} failed with exit code {code}; log {log}:\n{tail}")
-        record = {"variant": variant.name, "seed": seed, "wall_s": time.perf_counter() - start}
+        record = {"variant": variant.name, "seed": seed, "budget": budget, "wall_s": time.perf_counter() - start}
         record |= read_results(out / "runs" / name)
         with open(out / RECORDS, "a") as f:
             f.write(json.dumps(record) + "\n")

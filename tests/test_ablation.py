@@ -40,6 +40,8 @@ def test_runs_resume_and_summarise(tmp_path, tiny_dataset):
     assert (tmp_path / "runs" / "channel-s0" / "wrc_weights.csv").is_file()
     assert not (tmp_path / "runs" / "plain-s0" / "wrc_weights.csv").exists()
 
+    with pytest.raises(ValueError, match=r"runs\.jsonl: run plain-s0 was trained with .*'epochs': 2.*another output"):
+        ablation.run(variants, [0], str(tiny_dataset), {**budget, "epochs": 3}, tmp_path)
     log_times = {p: p.stat().st_mtime_ns for p in tmp_path.glob("*.log")}
     assert ablation.run(variants, [0], str(tiny_dataset), budget, tmp_path) == records  # all done: nothing reruns
     assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("*.log")} == log_times

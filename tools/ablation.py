@@ -27,6 +27,8 @@ def fmt(mean: float, std: float) -> str:
 
 def delta(row: dict, metric: str) -> str:
     """Paired change from plain: mean ± std over seeds, and the seeds where it was a gain."""
+    if row["variant"] == "plain":
+        return "(baseline)"
     if not row["pairs"]:
         return "n/a"
     std = row[f"{metric} delta std"]
@@ -42,7 +44,8 @@ def main():
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--imgsz", type=int, default=160)
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--out", type=Path, default=Path("runs/ablation"))
+    parser.add_argument("--device", help="as yolo train device= (default: ultralytics' choice)")
+    parser.add_argument("--out", type=Path, default=Path("runs/ablation"), help="one folder per budget")
     parser.add_argument("--docs", type=Path, default=DOCS, help="folder for results.md and img/")
     args = parser.parse_args()
 
@@ -53,6 +56,8 @@ def main():
     variants = [known[name] for name in args.variants]
     train_args = {"epochs": args.epochs, "imgsz": args.imgsz, "batch": args.batch, "nbs": args.batch, "mosaic": 0}
     train_args |= {"warmup_epochs": 1, "optimizer": "AdamW", "lr0": 0.002, "workers": 2}
+    if args.device is not None:
+        train_args["device"] = args.device
     progress = lambda todo: TQDM(todo, desc="ablation runs")  # noqa: E731
     records = ablation.run(variants, args.seeds, args.data, train_args, args.out, progress)
     records = [r for r in records if r["variant"] in args.variants and r["seed"] in args.seeds]
