@@ -154,28 +154,3 @@ def summarise(records: list[dict], baseline: str = "plain") -> list[dict]:
 
 def _stdev(values: list[float]) -> float:
     return statistics.stdev(values) if len(values) > 1 else float("nan")
-
-
-def plot_curves(records: list[dict], out: Path, metric: str = "mAP50-95") -> Path:
-    """Plot ``metric`` over epochs per variant: the seed mean as a line, the min-max band shaded."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5), tight_layout=True)
-    for name in dict.fromkeys(r["variant"] for r in records):
-        curves = [r["curves"][metric] for r in records if r["variant"] == name]
-        epochs = range(1, min(map(len, curves)) + 1)
-        per_epoch = [[c[e - 1] for c in curves] for e in epochs]
-        ax.plot(epochs, [statistics.mean(v) for v in per_epoch], marker="o", ms=3, label=f"{name} (n={len(curves)})")
-        ax.fill_between(epochs, [min(v) for v in per_epoch], [max(v) for v in per_epoch], alpha=0.15)
-    ax.set(xlabel="epoch", ylabel=f"val {metric}", title=f"{metric} per epoch, mean over seeds (band: min-max)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.stem}.", suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=130)
-    plt.close(fig)
-    os.replace(tmp, out)
-    return out

@@ -1,9 +1,10 @@
-"""Plots of what the weighted shortcuts learn."""
+"""Plots: what the weighted shortcuts learn, and the ablation's accuracy curves."""
 
 from __future__ import annotations
 
 import csv
 import os
+import statistics
 import tempfile
 from collections import defaultdict
 from pathlib import Path
@@ -39,9 +40,36 @@ def plot_wrc_weights(csv_path: str | Path, out: str | Path | None = None) -> Pat
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7, ncol=2)
     out = Path(out) if out else csv_path.with_suffix(".png")
+    return _save(fig, out, dpi=150)
+
+
+def plot_ablation_curves(records: list[dict], out: str | Path, metric: str = "mAP50-95") -> Path:
+    """Plot ``metric`` over epochs per variant of cspdet.ablation records: the seed mean, the min-max band shaded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), tight_layout=True)
+    for name in dict.fromkeys(r["variant"] for r in records):
+        curves = [r["curves"][metric] for r in records if r["variant"] == name]
+        epochs = range(1, min(map(len, curves)) + 1)
+        per_epoch = [[c[e - 1] for c in curves] for e in epochs]
+        ax.plot(epochs, [statistics.mean(v) for v in per_epoch], marker="o", ms=3, label=f"{name} (n={len(curves)})")
+        ax.fill_between(epochs, [min(v) for v in per_epoch], [max(v) for v in per_epoch], alpha=0.15)
+    ax.set(xlabel="epoch", ylabel=f"val {metric}", title=f"{metric} per epoch, mean over seeds (band: min-max)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, Path(out), dpi=130)
+
+
+def _save(fig, out: Path, dpi: int) -> Path:
+    """Write ``fig`` to the PNG ``out`` through a temporary file, so that no half-written plot is left; close it."""
+    import matplotlib.pyplot as plt
+
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.stem}.", suffix=".png")
     os.close(fd)
-    fig.savefig(tmp, dpi=150)
+    fig.savefig(tmp, dpi=dpi)
     plt.close(fig)
     os.replace(tmp, out)
     return out

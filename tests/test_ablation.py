@@ -8,6 +8,7 @@ from ultralytics import YOLO
 
 from cspdet import ablation
 from cspdet.nn.wrc import WeightedShortcut
+from cspdet.plotting import plot_ablation_curves
 
 
 def test_variant_yaml_replaces_wrc_and_keeps_the_scale(tmp_path):
@@ -55,7 +56,7 @@ def test_runs_resume_and_summarise(tmp_path, tiny_dataset):
     diffs = [channel["mAP50"] - plain["mAP50"], 0.5 - 0.2]
     assert rows["channel"]["mAP50 delta"] == pytest.approx(sum(diffs) / 2)
     assert rows["channel"]["mAP50 gains"] == sum(d > 0 for d in diffs)
-    png = ablation.plot_curves(records, tmp_path / "curves.png")
+    png = plot_ablation_curves(records, tmp_path / "curves.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 

@@ -1,8 +1,8 @@
-"""Plots of the learned shortcut weights."""
+"""Plots of the learned shortcut weights and of the ablation curves."""
 
 import pytest
 
-from cspdet.plotting import plot_wrc_weights
+from cspdet.plotting import plot_ablation_curves, plot_wrc_weights
 
 
 def test_plot_wrc_weights(tmp_path):
@@ -19,3 +19,14 @@ def test_plot_rejects_bad_rows(tmp_path):
     csv_path.write_text("epoch,layer,alpha,beta\n1,model.2.m.0.wrc,one,1.0\n")
     with pytest.raises(ValueError, match="wrc_weights.csv: row .* is not 'epoch,layer,alpha,beta'"):
         plot_wrc_weights(csv_path)
+
+
+def test_ablation_curves_plot_each_variant(tmp_path):
+    records = [
+        {"variant": v, "seed": s, "curves": {"mAP50-95": [0.1 * s, 0.2 + 0.1 * s, 0.3]}}
+        for v in ("plain", "fast")
+        for s in (0, 1)
+    ]
+    png = plot_ablation_curves(records, tmp_path / "curves.png")
+    assert png == tmp_path / "curves.png" and png.read_bytes()[:4] == b"\x89PNG"
+    assert [p.name for p in tmp_path.iterdir()] == ["curves.png"]  # no temporary file left behind

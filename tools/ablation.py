@@ -16,7 +16,7 @@ from benchdoc import markdown_table, update_section
 from ultralytics.utils import TQDM
 
 from cspdet import ablation
-from cspdet.plotting import plot_wrc_weights
+from cspdet.plotting import plot_ablation_curves, plot_wrc_weights
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -64,7 +64,7 @@ def main():
 
     img = args.docs / "img"
     img.mkdir(parents=True, exist_ok=True)
-    curves = ablation.plot_curves(records, img / "ablation_map.png")
+    curves = plot_ablation_curves(records, img / "ablation_map.png")
     weights = []
     for v in variants:
         csv_path = args.out / "runs" / f"{v.name}-s{args.seeds[0]}" / "wrc_weights.csv"
