@@ -35,7 +35,8 @@ __all__ = [
 install()
 for _block in (ResidualBlock, WeightedResidualBlock):
     register_module(_block)
-for _block in (C3WRC, C2fWRC, CSPBlock):
+for _block in (C3WRC, CSPBlock):
     register_module(_block, like="C3")
+register_module(C2fWRC, like="C2f")
 register_module(C3k2WRC, like="C3k2")
 torch.serialization.add_safe_globals([WeightedShortcut, WRCBottleneck, C3kWRC])  # inner classes in checkpoints

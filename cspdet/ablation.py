@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -28,11 +29,13 @@ METRICS = {"mAP50-95": "metrics/mAP50-95(B)", "mAP50": "metrics/mAP50(B)"}
 
 @dataclass(frozen=True)
 class Variant:
-    """A model to train: ``model`` is a YAML name (scale suffix allowed); ``wrc`` replaces its top-level ``wrc``."""
+    """A model to train: ``model`` is a YAML name (scale suffix allowed); ``wrc`` replaces its top-level ``wrc``;
+    ``baseline`` names the variant it is compared with, seed by seed (None for a baseline)."""
 
     name: str
     model: str
     wrc: object = None
+    baseline: str | None = None
 
     def model_yaml(self, folder: Path) -> str:
         """The model argument for ``yolo train``; a variant with ``wrc`` gets its own YAML written under ``folder``."""
@@ -51,14 +54,21 @@ class Variant:
         return str(path.with_name(f"{path.stem}-{scale}.yaml") if scale else path)
 
 
-DEFAULT_VARIANTS = [
-    Variant("plain", "csp_plain-n.yaml"),
-    Variant("scalar", "csp_wrc-n.yaml", "scalar"),
-    Variant("channel", "csp_wrc-n.yaml", "channel"),
-    Variant("rezero", "csp_wrc-n.yaml", "rezero"),
-    Variant("fast", "csp_wrc-n.yaml", "fast"),
+VARIANTS = [  # the twins start from their stock model's convolutions for the same seed
     Variant("yolo11n", "yolo11n.yaml"),
+    Variant("yolo11-channel", "yolo11_wrc-n.yaml", "channel", "yolo11n"),
+    Variant("yolo11-fast", "yolo11_wrc-n.yaml", "fast", "yolo11n"),
+    Variant("yolo11-rezero", "yolo11_wrc-n.yaml", "rezero", "yolo11n"),
+    Variant("yolo11-layerscale", "yolo11_wrc-n.yaml", "layerscale", "yolo11n"),
+    Variant("yolov8n", "yolov8n.yaml"),
+    Variant("yolov8-channel", "yolov8_wrc-n.yaml", "channel", "yolov8n"),
+    Variant("csp-plain", "csp_plain-n.yaml"),
+    Variant("csp-scalar", "csp_wrc-n.yaml", "scalar", "csp-plain"),
+    Variant("csp-channel", "csp_wrc-n.yaml", "channel", "csp-plain"),
+    Variant("csp-rezero", "csp_wrc-n.yaml", "rezero", "csp-plain"),
+    Variant("csp-fast", "csp_wrc-n.yaml", "fast", "csp-plain"),
 ]
+DEFAULT_VARIANTS = [v for v in VARIANTS if v.name.startswith(("yolo11", "yolov8"))]
 
 
 def _write_atomic(path: Path, text: str):
@@ -113,7 +123,7 @@ def run(variants: list[Variant], seeds: list[int], data: str, train_args: dict, 
         args = {**train_args, "model": models[variant.name], "data": data, "seed": seed, "deterministic": True}
         args |= {"project": str(out / "runs"), "name": name, "exist_ok": True, "plots": False}
         log = out / f"{name}.log"
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _children_cpu_s()
         with open(log, "w") as f:
             cmd = [str(Path(sys.executable).with_name("yolo")), "train", *(f"{k}={v}" for k, v in args.items())]
             code = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT).returncode
@@ -121,10 +131,16 @@ def run(variants: list[Variant], seeds: list[int], data: str, train_args: dict, 
             tail = "".join(log.read_text().splitlines(keepends=True)[-20:])
             raise RuntimeError(f"run {name} failed with exit code {code}; log {log}:\n{tail}")
         record = {"variant": variant.name, "seed": seed, "budget": budget, "wall_s": time.perf_counter() - start}
+        record["cpu_s"] = _children_cpu_s() - cpu  # the run's processes, data loaders included
         record |= read_results(out / "runs" / name)
         with open(out / RECORDS, "a") as f:
             f.write(json.dumps(record) + "\n")
     return load_records(out)
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def summarise(records: list[dict], baseline: str = "plain") -> list[dict]:

@@ -73,5 +73,5 @@ def check_ultralytics():
         resolved = [rule.resolved(layer) for rule, layer in zip(RULES.values(), first)]
     except Exception as e:  # any failure here means the internals moved
         _fail(f"parse_model no longer builds its modules as expected ({type(e).__name__}: {e})")
-    if resolved != [[8, 16], [16, 16, 1], [16, 16, 1, False]]:
+    if resolved != [[8, 16], [16, 16, 1], [16, 16, 1], [16, 16, 1, False]]:
         _fail(f"parse_model resolved {resolved} for the probe rows")

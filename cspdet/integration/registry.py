@@ -4,11 +4,17 @@ Each registered row is parsed as ultralytics parses a row of the upstream module
 is swapped for that upstream module (the proxy) with the same channel argument, the original ``parse_model`` runs
 (width, depth, ``max_channels``, rounding, repeats and channel bookkeeping stay upstream's), and the built proxy is
 then replaced by the registered module constructed with the resolved ``c1, c2[, n]`` and the row's other arguments.
+
+A registered subclass of the upstream module with an ``adopt(stage, **extra)`` classmethod (cspdet's C3WRC, C2fWRC,
+C3k2WRC) is not constructed again: the proxy gets every row argument that the installed upstream class takes (matched
+by parameter name), so it is exactly the stage ultralytics builds, and the subclass adopts it in place with the
+remaining arguments. Such a model starts from the stock model's weights for the same seed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +35,10 @@ def _c3_args(p: nn.Module) -> list:
     return [p.cv1.conv.in_channels, p.cv3.conv.out_channels, len(p.m)]
 
 
+def _c2f_args(p: nn.Module) -> list:
+    return [p.cv1.conv.in_channels, p.cv2.conv.out_channels, len(p.m)]
+
+
 def _c3k2_args(p: nn.Module) -> list:
     return [p.cv1.conv.in_channels, p.cv2.conv.out_channels, len(p.m), isinstance(p.m[0], C3k)]
 
@@ -40,23 +50,57 @@ class Rule:
     Args:
         proxy_args (int): Leading YAML arguments handed to the proxy (the channel argument, plus C3k2's c3k flag).
         resolved (Callable): Reads the resolved leading constructor arguments back from a built proxy.
+        repeats (bool): Whether the constructor takes ``n`` after ``c1, c2`` (ultralytics' repeat modules).
     """
 
     proxy_args: int
     resolved: Callable[[nn.Module], list]
+    repeats: bool = True
 
 
 RULES = {
-    "Conv": Rule(1, _conv_args),  # (c1, c2, *args): c2 scaled by width; n > 1 stacks n copies
+    "Conv": Rule(1, _conv_args, repeats=False),  # (c1, c2, *args): c2 scaled by width; n > 1 stacks n copies
     "C3": Rule(1, _c3_args),  # (c1, c2, n, *args): n scaled by depth and passed to the module
+    "C2f": Rule(1, _c2f_args),  # as C3
     "C3k2": Rule(2, _c3k2_args),  # (c1, c2, n, c3k, *args): as C3, and c3k forced on for scales m/l/x
 }
 
 
+def _parameters(function) -> list[inspect.Parameter]:
+    return list(inspect.signature(function).parameters.values())
+
+
 @dataclass(frozen=True)
 class Registration:
+    """A module usable in YAML rows, parsed like the upstream module ``like``; ``adopts``: see the module docstring."""
+
     module: type
     like: str
+
+    @property
+    def adopts(self) -> bool:
+        return issubclass(self.module, getattr(tasks, self.like)) and callable(getattr(self.module, "adopt", None))
+
+    def split(self, args: list, where: str) -> tuple[list, dict]:
+        """Split an adopting row's arguments after ``c2`` into the upstream class's (in its order) and ``adopt``'s."""
+        skip = 3 if RULES[self.like].repeats else 2  # self, c1, c2[, n]
+        ours = _parameters(self.module.__init__)[skip + 1 :]
+        theirs = [p.name for p in _parameters(getattr(tasks, self.like).__init__)[skip + 1 :]]
+        values = {p.name: p.default for p in ours} | {p.name: a for p, a in zip(ours, args[1:])}
+        upstream = []
+        for name in theirs:
+            if name not in values:
+                break  # the rest keep upstream's defaults
+            upstream.append(values.pop(name))
+        extra = {p.name for p in _parameters(self.module.adopt)[1:]}  # after the stage
+        for name, value in values.items():
+            default = next(p.default for p in ours if p.name == name)
+            if name not in extra and value != default:
+                raise ValueError(
+                    f"{where}: {name}={value!r} needs an ultralytics whose {self.like} takes '{name}' (installed: "
+                    f"{self.like}{tuple(theirs)})"
+                )
+        return [args[0], *upstream], {k: v for k, v in values.items() if k in extra}
 
 
 REGISTRY: dict[str, Registration] = {}
@@ -69,8 +113,9 @@ def register_module(module: type | None = None, *, like: str = "Conv", name: str
         module (type): An ``nn.Module`` subclass whose constructor starts with ``(c1, c2, ...)``, or
             ``(c1, c2, n, ...)`` when ``like`` is a repeat module.
         like (str): Upstream module whose YAML parsing applies: 'Conv' (``c2`` scaled by width, n copies stacked),
-            'C3' (also ``n`` scaled by depth and passed as the third argument) or 'C3k2' (as C3, and the fourth
-            argument ``c3k`` forced on at scales m/l/x).
+            'C3' or 'C2f' (also ``n`` scaled by depth and passed as the third argument) or 'C3k2' (as C3, and the
+            fourth argument ``c3k`` forced on at scales m/l/x). A subclass of that module with an ``adopt``
+            classmethod is built by ultralytics and adopted (see the module docstring).
         name (str): Name used in YAML rows; defaults to the class name.
 
     Returns:
@@ -143,11 +188,14 @@ def parse_model(original: Callable, d: dict, ch, verbose: bool = True):
         f, n, name, args = row
         if i not in ours:
             return row
-        take = RULES[ours[i].like].proxy_args
         if len(args) < 1:
             raise ValueError(f"{_where(d, i, row)}: the first argument must be the output channels")
-        return [f, n, ours[i].like, list(args[:take])]
+        if ours[i].adopts:
+            proxy_args, adopt_args[i] = ours[i].split([_value(d, a) for a in args], _where(d, i, row))
+            return [f, n, ours[i].like, proxy_args]
+        return [f, n, ours[i].like, list(args[: RULES[ours[i].like].proxy_args])]
 
+    adopt_args = {}
     nb = len(d["backbone"])
     proxied = dict(d)
     proxied["backbone"] = [proxy_row(i, r) for i, r in enumerate(rows[:nb])]
@@ -160,7 +208,7 @@ def parse_model(original: Callable, d: dict, ch, verbose: bool = True):
         LOGGER.removeFilter(capture)
     table = {}
     for i, registration in ours.items():
-        model[i], table[i] = _build(d, i, rows[i], registration, model[i])
+        model[i], table[i] = _build(d, i, rows[i], registration, model[i], adopt_args.get(i))
     for record in capture.records:
         for i, line in table.items():
             if record.getMessage().startswith(f"{i:>3}{rows[i][0]!s:>20}"):
@@ -169,17 +217,24 @@ def parse_model(original: Callable, d: dict, ch, verbose: bool = True):
     return model, save
 
 
-def _build(d: dict, i: int, row: list, registration: Registration, proxy: nn.Module):
-    """Build the registered module that replaces ``proxy``; return it and its layer-table line."""
+def _value(d: dict, a):
+    """A string argument naming a top-level YAML key takes its value, as ultralytics does for 'nc'."""
+    return d[a] if isinstance(a, str) and a in d and a not in {"backbone", "head"} else a
+
+
+def _build(d: dict, i: int, row: list, registration: Registration, proxy: nn.Module, adopt: dict | None):
+    """Build (or adopt) the registered module that replaces ``proxy``; return it and its layer-table line."""
     f, _, name, args = row
     rule = RULES[registration.like]
     copies = list(proxy) if isinstance(proxy, nn.Sequential) else [proxy]  # 'Conv'-like rows with n > 1
     resolved = rule.resolved(copies[0])
-    # A string argument naming a top-level YAML key takes its value, as ultralytics does for 'nc'.
-    rest = [
-        d[a] if isinstance(a, str) and a in d and a not in {"backbone", "head"} else a for a in args[rule.proxy_args :]
-    ]
-    call = [*resolved, *rest]
+    call = [*resolved, *(_value(d, a) for a in args[rule.proxy_args :])]
+    if adopt is not None:
+        try:
+            module = registration.module.adopt(proxy, **adopt)
+        except Exception as e:
+            raise ValueError(f"{_where(d, i, row)}: {registration.module.__name__}{tuple(call)} failed: {e}") from e
+        return _finish(module, i, f, registration, len(copies) if registration.like == "Conv" else resolved[2], call)
     if len(copies) > 1 and resolved[0] != resolved[1]:
         raise ValueError(
             f"{_where(d, i, row)}: {len(copies)} stacked copies need equal input and output channels, got "
@@ -192,9 +247,13 @@ def _build(d: dict, i: int, row: list, registration: Registration, proxy: nn.Mod
     except Exception as e:
         raise ValueError(f"{_where(d, i, row)}: {registration.module.__name__}{tuple(call)} failed: {e}") from e
     module = nn.Sequential(*built) if len(built) > 1 else built[0]
+    return _finish(module, i, f, registration, len(copies) if registration.like == "Conv" else resolved[2], call)
+
+
+def _finish(module: nn.Module, i: int, f, registration: Registration, n: int, call: list):
+    """Set the attributes parse_model gives its layers; return the module and its layer-table line."""
     module.i, module.f = i, f
     module.type = f"{registration.module.__module__}.{registration.module.__qualname__}"
     module.np = sum(p.numel() for p in module.parameters())
-    n = len(copies) if registration.like == "Conv" else resolved[2]
     line = f"{i:>3}{f!s:>20}{n:>3}{module.np:10.0f}  {module.type:<45}{call!s:<30}"  # upstream's table format
     return module, line

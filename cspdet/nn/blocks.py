@@ -88,6 +88,17 @@ class WRCBottleneck(Bottleneck):
         super().__init__(c1, c2, shortcut, g, k, e)
         self.wrc = weighted_shortcut(c2, wrc, self.cv2, self.add)
 
+    @classmethod
+    def adopt(cls, block: Bottleneck, wrc=True) -> WRCBottleneck:
+        """Turn ultralytics' ``block`` into a WRCBottleneck in place, keeping its convs and their initial weights.
+
+        Stages built this way draw from the random generator exactly as ultralytics' own stages do, so with the same
+        seed a weighted model starts from the stock model's convolutions.
+        """
+        block.__class__ = cls
+        block.wrc = weighted_shortcut(block.cv2.conv.out_channels, wrc, block.cv2, block.add)
+        return block
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the bottleneck with its (weighted) shortcut."""
         y = self.cv2(self.cv1(x))

@@ -1,4 +1,8 @@
-"""CSP stages: CSPNet's cross stage and the YOLOv5/v8/11 layouts (C3, C2f, C3k2) with weighted shortcuts."""
+"""CSP stages: CSPNet's cross stage and the YOLOv5/v8/11 layouts (C3, C2f, C3k2) with weighted shortcuts.
+
+The YOLO layouts are ultralytics' own stages whose bottlenecks are adopted as weighted ones (``adopt``): built from a
+YAML they are the very modules ultralytics builds, so with the same seed they start from the stock model's weights.
+"""
 
 from __future__ import annotations
 
@@ -39,7 +43,24 @@ class CSPBlock(nn.Module):
         return self.cv3(torch.cat((bypass, self.cv2(self.m(y))), 1))
 
 
-class C3WRC(C3):
+class WeightedStage:
+    """Mixin for ultralytics' CSP stages whose bottlenecks get weighted shortcuts (see WRCBottleneck.adopt)."""
+
+    @classmethod
+    def adopt(cls, stage: nn.Module, wrc=True):
+        """Turn ultralytics' ``stage`` (an instance of this class's upstream base) into this class in place."""
+        stage.__class__ = cls
+        for block in stage.m:
+            if isinstance(block, C3k):
+                C3kWRC.adopt(block, wrc)
+            elif isinstance(block, nn.Sequential):  # C3k2's Bottleneck + PSABlock attention block
+                WRCBottleneck.adopt(block[0], wrc)
+            else:
+                WRCBottleneck.adopt(block, wrc)
+        return stage
+
+
+class C3WRC(WeightedStage, C3):
     """YOLOv5 C3 with weighted bottleneck shortcuts; wrc=False gives exactly ultralytics' C3.
 
     Args:
@@ -53,14 +74,13 @@ class C3WRC(C3):
     """
 
     def __init__(self, c1: int, c2: int, n: int = 1, shortcut: bool = True, g: int = 1, e: float = 0.5, wrc=True):
-        super().__init__(c1, c2, 0, shortcut, g, e)
-        c_ = self.cv1.conv.out_channels
-        self.m = nn.Sequential(*(WRCBottleneck(c_, c_, shortcut, g, ((1, 1), (3, 3)), 1.0, wrc) for _ in range(n)))
+        super().__init__(c1, c2, n, shortcut, g, e)
+        self.adopt(self, wrc)
 
     fuse_shortcuts = fuse_c3_shortcuts
 
 
-class C3kWRC(C3k):
+class C3kWRC(WeightedStage, C3k):
     """YOLO11 C3k (C3 with k x k bottlenecks) with weighted shortcuts.
 
     Args:
@@ -75,14 +95,13 @@ class C3kWRC(C3k):
     """
 
     def __init__(self, c1: int, c2: int, n: int = 1, shortcut=True, g: int = 1, e: float = 0.5, k: int = 3, wrc=True):
-        super().__init__(c1, c2, 0, shortcut, g, e, k)
-        c_ = self.cv1.conv.out_channels
-        self.m = nn.Sequential(*(WRCBottleneck(c_, c_, shortcut, g, (k, k), 1.0, wrc) for _ in range(n)))
+        super().__init__(c1, c2, n, shortcut, g, e, k)
+        self.adopt(self, wrc)
 
     fuse_shortcuts = fuse_c3_shortcuts
 
 
-class C2fWRC(C2f):
+class C2fWRC(WeightedStage, C2f):
     """YOLOv8 C2f with weighted bottleneck shortcuts; wrc=False gives exactly ultralytics' C2f.
 
     Args:
@@ -97,12 +116,12 @@ class C2fWRC(C2f):
 
     def __init__(self, c1: int, c2: int, n: int = 1, shortcut: bool = False, g: int = 1, e: float = 0.5, wrc=True):
         super().__init__(c1, c2, n, shortcut, g, e)
-        self.m = nn.ModuleList(WRCBottleneck(self.c, self.c, shortcut, g, ((3, 3), (3, 3)), 1.0, wrc) for _ in range(n))
+        self.adopt(self, wrc)
 
     fuse_shortcuts = fuse_c2f_shortcuts
 
 
-class C3k2WRC(C3k2):
+class C3k2WRC(WeightedStage, C3k2):
     """YOLO11 C3k2 whose bottlenecks (plain, inside C3k, or before PSA attention) have weighted shortcuts.
 
     Args:
@@ -119,12 +138,6 @@ class C3k2WRC(C3k2):
 
     def __init__(self, c1: int, c2: int, n=1, c3k=False, e=0.5, attn=False, g=1, shortcut=True, wrc=True):
         super().__init__(c1, c2, n, c3k, e, attn, g, shortcut)
-        for i, block in enumerate(self.m):
-            if attn:
-                block[0] = WRCBottleneck(self.c, self.c, shortcut, g, wrc=wrc)
-            elif c3k:
-                self.m[i] = C3kWRC(self.c, self.c, 2, shortcut, g, wrc=wrc)
-            else:
-                self.m[i] = WRCBottleneck(self.c, self.c, shortcut, g, wrc=wrc)
+        self.adopt(self, wrc)
 
     fuse_shortcuts = fuse_c2f_shortcuts

@@ -179,8 +179,8 @@ def test_bad_rows_name_the_row(tmp_path, row, message):
 def test_register_module_rejects():
     with pytest.raises(TypeError, match="nn.Module subclass"):
         cspdet.register_module(int)
-    with pytest.raises(ValueError, match="like='C2f' is not one of"):
-        cspdet.register_module(Squeeze, like="C2f")
+    with pytest.raises(ValueError, match="like='SPPF' is not one of"):
+        cspdet.register_module(Squeeze, like="SPPF")
     with pytest.raises(ValueError, match="'C3' already names an ultralytics"):
         cspdet.register_module(Squeeze, name="C3")
     with pytest.raises(ValueError, match="already registered"):
@@ -192,7 +192,7 @@ def test_builtin_registrations():
         "ResidualBlock": "Conv",
         "WeightedResidualBlock": "Conv",
         "C3WRC": "C3",
-        "C2fWRC": "C3",
+        "C2fWRC": "C2f",
         "CSPBlock": "C3",
         "C3k2WRC": "C3k2",
     }
