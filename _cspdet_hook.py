@@ -3,6 +3,7 @@
 ``cspdet.pth`` imports this module at interpreter start-up, so it must stay cheap and use the standard library only:
 it installs one meta-path finder and nothing else. Processes that never import ultralytics never import cspdet or
 torch because of it. Set ``CSPDET_AUTOLOAD=0`` to switch it off; ``import cspdet`` still registers everything.
+Nothing here may raise into ``import ultralytics``: a cspdet that cannot load prints one warning and stays out.
 """
 
 import os
@@ -16,11 +17,14 @@ def enabled():
     return os.environ.get(ENV_VAR, "1").strip().lower() not in {"0", "false", "no", "off"}
 
 
-class UltralyticsFinder:
-    """Meta-path finder that runs ``import cspdet`` once the ``ultralytics`` package has finished executing."""
+class PostImportFinder:
+    """One-shot meta-path finder that calls ``callbacks`` once the top-level package ``name`` has been executed."""
+
+    def __init__(self, name: str):
+        self.name, self.callbacks = name, []
 
     def find_spec(self, name, path=None, target=None):
-        if name != "ultralytics":
+        if name != self.name:
             return None
         sys.meta_path.remove(self)  # one shot: let the regular finders locate the real package
         from importlib.util import find_spec
@@ -30,14 +34,35 @@ class UltralyticsFinder:
             return spec
         exec_module = spec.loader.exec_module
 
-        def exec_then_load_cspdet(module):
+        def exec_then_call(module):
             exec_module(module)
-            if "cspdet" not in sys.modules:  # a cspdet import in progress registers itself when it finishes
-                import cspdet  # noqa: F401
+            for callback in self.callbacks:
+                callback()
 
-        spec.loader.exec_module = exec_then_load_cspdet
+        spec.loader.exec_module = exec_then_call
         return spec
 
 
-if enabled() and "ultralytics" not in sys.modules:
-    sys.meta_path.insert(0, UltralyticsFinder())
+def after_import(name: str, callback):
+    """Call ``callback()`` once the top-level package ``name`` is imported: now if it already is."""
+    if name in sys.modules:
+        callback()
+        return
+    finder = next((f for f in sys.meta_path if isinstance(f, PostImportFinder) and f.name == name), None)
+    if finder is None:
+        finder = PostImportFinder(name)
+        sys.meta_path.insert(0, finder)
+    finder.callbacks.append(callback)
+
+
+def _load_cspdet():
+    try:
+        import cspdet  # noqa: F401  (installs itself into the ultralytics just imported)
+    except Exception as e:  # a plugin never breaks its host
+        print(
+            f"WARNING cspdet was not loaded ({type(e).__name__}: {e}); set {ENV_VAR}=0 to stop trying", file=sys.stderr
+        )
+
+
+if enabled():
+    after_import("ultralytics", _load_cspdet)

@@ -1,42 +1,43 @@
 """cspdet: Cross Stage Partial and weighted-residual (WRC) blocks for Ultralytics YOLO.
 
-Importing cspdet (done automatically after ``import ultralytics`` unless ``CSPDET_AUTOLOAD=0``) registers its blocks
-for ultralytics model YAMLs and installs the integration described in docs/design.md.
+Importing cspdet is cheap (no torch): its blocks, data and tools load on first use, and it installs itself into
+ultralytics as soon as ultralytics is imported (at once if it already is). The ``cspdet.pth`` start-up hook does the
+same for every process that imports ultralytics, unless ``CSPDET_AUTOLOAD=0``. See docs/design.md.
 """
 
-import torch
+import importlib
 
-from cspdet.integration import install, register_module
-from cspdet.nn import (
-    C3WRC,
-    C2fWRC,
-    C3k2WRC,
-    C3kWRC,
-    CSPBlock,
-    ResidualBlock,
-    WeightedResidualBlock,
-    WeightedShortcut,
-    WRCBottleneck,
-    WRCSpec,
-)
+import _cspdet_hook
+from cspdet.errors import CspdetError
 
 __version__ = "0.1.0"
-__all__ = [
-    "C2fWRC",
-    "C3WRC",
-    "C3k2WRC",
-    "CSPBlock",
-    "ResidualBlock",
-    "WRCSpec",
-    "WeightedResidualBlock",
-    "register_module",
-]
+_EXPORTS = {
+    "C2fWRC": "cspdet.nn.stages",
+    "C3WRC": "cspdet.nn.stages",
+    "C3k2WRC": "cspdet.nn.stages",
+    "CSPBlock": "cspdet.nn.stages",
+    "ResidualBlock": "cspdet.nn.blocks",
+    "WeightedResidualBlock": "cspdet.nn.blocks",
+    "WRCSpec": "cspdet.nn.wrc",
+    "register_module": "cspdet.integration.registry",
+}
+__all__ = ["CspdetError", *_EXPORTS]
 
-install()
-for _block in (ResidualBlock, WeightedResidualBlock):
-    register_module(_block)
-for _block in (C3WRC, CSPBlock):
-    register_module(_block, like="C3")
-register_module(C2fWRC, like="C2f")
-register_module(C3k2WRC, like="C3k2")
-torch.serialization.add_safe_globals([WeightedShortcut, WRCBottleneck, C3kWRC])  # inner classes in checkpoints
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'cspdet' has no attribute '{name}'")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+
+
+def __dir__():
+    return sorted([*globals(), *_EXPORTS])
+
+
+def _install():
+    from cspdet.integration.plugin import install
+
+    install()
+
+
+_cspdet_hook.after_import("ultralytics", _install)

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from cspdet.files import atomic_write
 from cspdet.integration.configs import find_model_yaml
 
 RECORDS = "runs.jsonl"
@@ -50,7 +49,8 @@ class Variant:
             raise ValueError(f"variant '{self.name}': {file} has no top-level 'wrc' key to replace")
         d["wrc"] = self.wrc
         path = folder / f"{file.stem}_{self.name}.yaml"
-        _write_atomic(path, yaml.safe_dump(d, sort_keys=False))
+        with atomic_write(path) as f:
+            yaml.safe_dump(d, f, sort_keys=False)
         return str(path.with_name(f"{path.stem}-{scale}.yaml") if scale else path)
 
 
@@ -69,14 +69,6 @@ VARIANTS = [  # the twins start from their stock model's convolutions for the sa
     Variant("csp-fast", "csp_wrc-n.yaml", "fast", "csp-plain"),
 ]
 DEFAULT_VARIANTS = [v for v in VARIANTS if v.name.startswith(("yolo11", "yolov8"))]
-
-
-def _write_atomic(path: Path, text: str):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def read_results(run_dir: Path) -> dict:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
-import os
 import statistics
-import tempfile
 from collections import defaultdict
 from pathlib import Path
+
+from cspdet.files import atomic_write
+
+WRC_CSV = "wrc_weights.csv"  # alpha/beta per layer per epoch, written into every run of a model with WRC
 
 
 def plot_wrc_weights(csv_path: str | Path, out: str | Path | None = None) -> Path:
@@ -67,9 +69,7 @@ def _save(fig, out: Path, dpi: int) -> Path:
     """Write ``fig`` to the PNG ``out`` through a temporary file, so that no half-written plot is left; close it."""
     import matplotlib.pyplot as plt
 
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.stem}.", suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=dpi)
+    with atomic_write(out, "wb") as f:
+        fig.savefig(f, format="png", dpi=dpi)
     plt.close(fig)
-    os.replace(tmp, out)
     return out

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import ultralytics  # noqa: F401  (first: cspdet installs itself into ultralytics before its own modules load)
+
 from cspdet.bundled import bundled
 
 

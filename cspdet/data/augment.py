@@ -24,10 +24,11 @@ from pathlib import Path
 
 from ultralytics.utils import YAML
 
-from cspdet.data import find_bundled
+from cspdet.bundled import bundled
+from cspdet.errors import CspdetError
 
 
-class PipelineError(ValueError):
+class PipelineError(CspdetError, ValueError):
     """An albumentations pipeline YAML that cannot be built; the message names the file and the entry."""
 
 
@@ -81,7 +82,7 @@ def load_pipeline(path) -> list:
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     import albumentations as A
 
-    file = Path(path) if Path(path).is_file() else find_bundled(path)
+    file = Path(path) if Path(path).is_file() else bundled("datasets", path)
     if file is None:
         raise FileNotFoundError(f"albumentations pipeline '{path}' not found")
     try:

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 from ultralytics.utils import LOGGER
 
+from cspdet.errors import CspdetError
+
 CACHE_VERSION = 1  # bump when the parsing rules or the cache layout change
 COUNTS = ("images", "boxes", "crowd", "clipped", "dropped", "backgrounds")
 # Segmentation values hold most of a COCO JSON's numbers and training never reads them: cut them out of the text
@@ -28,7 +30,7 @@ COUNTS = ("images", "boxes", "crowd", "clipped", "dropped", "backgrounds")
 _SEGMENTATION = re.compile(rb'"segmentation"\s*:\s*(?:\[[-+0-9.eE,\s\[\]]*\]|\{[^{}]*\})')
 
 
-class CocoFormatError(ValueError):
+class CocoFormatError(CspdetError, ValueError):
     """A COCO JSON that cannot be used; the message names the file and the field at fault."""
 
 

@@ -1,5 +1,7 @@
 """Official COCO box metrics (faster-coco-eval's COCOeval_faster) for any COCO-format annotation file."""
 
+import ultralytics  # noqa: F401  (first: cspdet installs itself into ultralytics before its own modules load)
+
 from cspdet.eval.coco import (
     MAX_DETECTIONS,
     METRIC_KEYS,

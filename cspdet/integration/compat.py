@@ -13,12 +13,13 @@ from ultralytics.models.yolo.detect import DetectionValidator
 from ultralytics.nn import tasks
 from ultralytics.utils.callbacks.base import default_callbacks
 
+from cspdet.errors import CspdetError
 from cspdet.integration.registry import RULES
 
 SUPPORTED_ULTRALYTICS = ("8.4.190",)  # keep in step with the ultralytics pin in pyproject.toml
 
 
-class UnsupportedUltralytics(RuntimeError):
+class UnsupportedUltralytics(CspdetError, RuntimeError):
     """The installed ultralytics is outside the supported versions or its internals changed shape."""
 
 

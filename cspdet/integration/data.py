@@ -111,14 +111,14 @@ def install():
     from ultralytics.engine.trainer import BaseTrainer
 
     from cspdet.data.dataset import COCODataset
-    from cspdet.integration import _wrap
+    from cspdet.integration.plugin import wrap
 
     if getattr(utils.check_det_dataset, "cspdet", False):
         return
     original = utils.check_det_dataset
-    _wrap(utils, "check_det_dataset", check_det_dataset)
+    wrap(utils, "check_det_dataset", check_det_dataset)
     for module in [m for n, m in sys.modules.items() if n.startswith("ultralytics.")]:  # modules that imported it
         if getattr(module, "check_det_dataset", None) is original:
             module.check_det_dataset = utils.check_det_dataset
     build.YOLODataset = COCODataset
-    _wrap(BaseTrainer, "__init__", init_trainer)
+    wrap(BaseTrainer, "__init__", init_trainer)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch.distributed as dist
 from ultralytics.utils import LOGGER, RANK, colorstr
 
-from cspdet.eval import metrics_table
+from cspdet.eval.coco import metrics_table
 from cspdet.eval.results import CocoResults
 
 
@@ -85,7 +85,7 @@ def install():
     """Wrap DetectionValidator's methods above (called by cspdet's install)."""
     from ultralytics.models.yolo.detect import DetectionValidator
 
-    from cspdet.integration import _wrap
+    from cspdet.integration.plugin import wrap
 
     for method in (init_metrics, update_metrics, gather_stats, print_results):
-        _wrap(DetectionValidator, method.__name__, method)
+        wrap(DetectionValidator, method.__name__, method)

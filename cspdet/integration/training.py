@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
 from pathlib import Path
 
 from ultralytics.utils import LOGGER, RANK, colorstr
 from ultralytics.utils.torch_utils import unwrap_model
 
+from cspdet.files import atomic_write
 from cspdet.nn.wrc import WeightedShortcut
-from cspdet.plotting import plot_wrc_weights
-
-WRC_CSV = "wrc_weights.csv"
+from cspdet.plotting import WRC_CSV, plot_wrc_weights
 
 
 def exempt_from_decay(optimizer, model) -> int:
@@ -70,11 +67,9 @@ def record_wrc_weights(trainer):
         return
     path = Path(trainer.save_dir) / WRC_CSV
     previous = path.read_text() if path.exists() else "epoch,layer,alpha,beta\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{WRC_CSV}.")
-    with os.fdopen(fd, "w", newline="") as f:
+    with atomic_write(path, newline="") as f:
         f.write(previous)
         csv.writer(f).writerows((trainer.epoch + 1, name, f"{a:.6g}", f"{b:.6g}") for name, a, b in rows)
-    os.replace(tmp, path)
 
 
 def plot_wrc_log(trainer):

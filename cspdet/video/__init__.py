@@ -1,5 +1,7 @@
 """Fast video inference for ultralytics models: threaded decoding, batched inference, threaded drawing and encoding."""
 
+import ultralytics  # noqa: F401  (first: cspdet installs itself into ultralytics before its own modules load)
+
 from cspdet.video.io import VideoError, find_sources, open_video
 from cspdet.video.pipeline import STAGES, VideoSummary, load_predictor, predict_source, predict_video
 

@@ -11,10 +11,12 @@ import cv2
 import numpy as np
 from ultralytics.data.utils import VID_FORMATS
 
+from cspdet.errors import CspdetError
+
 FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "XVID"}  # output codec by suffix
 
 
-class VideoError(Exception):
+class VideoError(CspdetError):
     """A source or output that cannot be used; the message names it and says why."""
 
 

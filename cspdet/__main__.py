@@ -1,0 +1,7 @@
+"""``python -m cspdet``: the cspdet command."""
+
+import sys
+
+from cspdet.cli import main
+
+sys.exit(main())

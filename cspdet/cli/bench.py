@@ -1,0 +1,36 @@
+"""Run one of cspdet's benchmarks and write its table, with this command, into a markdown file.
+
+    cspdet bench BENCHMARK [options] [--doc docs/benchmarks.md]
+
+Timings are interleaved (each round times every candidate once, in a shuffled or rotating order), so that a noisy,
+shared machine slows all candidates alike; tables give medians and ratios. Without --doc, the table goes into
+docs/benchmarks.md when the current folder has one (a cspdet checkout), and is printed in any case.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+BENCHMARKS = {}  # name -> module of cspdet.cli with a docstring, add_arguments(parser) and run(args, doc)
+DEFAULT_DOC = Path("docs/benchmarks.md")
+
+
+def add_arguments(parser):
+    import argparse
+
+    benchmarks = parser.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
+    for name, module_name in BENCHMARKS.items():
+        module = importlib.import_module(f"cspdet.cli.{module_name}")
+        doc = module.__doc__.strip()
+        bench = benchmarks.add_parser(
+            name, help=doc.split("\n")[0], description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
+        module.add_arguments(bench)
+        bench.add_argument("--doc", type=Path, help="markdown file for the table (default: docs/benchmarks.md if any)")
+        bench.set_defaults(bench=module.run)
+
+
+def run(args) -> int:
+    doc = args.doc or (DEFAULT_DOC if DEFAULT_DOC.is_file() else None)
+    return args.bench(args, doc)
