@@ -57,7 +57,7 @@ def install():
     from ultralytics.nn import tasks
     from ultralytics.utils.callbacks.base import default_callbacks
 
-    from cspdet.integration import configs, data, evaluation, registry, training
+    from cspdet.integration import configs, data, distributed, evaluation, registry, training
     from cspdet.integration.compat import check_ultralytics
 
     if getattr(tasks.parse_model, "cspdet", False):
@@ -74,3 +74,4 @@ def install():
     default_callbacks["on_train_end"].append(training.plot_wrc_log)
     data.install()  # COCO JSON data YAMLs, YAML augmentation pipelines
     evaluation.install()  # official COCO metrics in yolo val
+    distributed.install()  # torchrun across nodes: the launcher's world, one run folder, clear start errors
