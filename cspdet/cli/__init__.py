@@ -18,6 +18,7 @@ COMMANDS = {  # name -> module of cspdet.cli
     "eval": "eval",
     "plot-wrc": "plot_wrc",
     "shapes": "shapes",
+    "train": "train",
 }
 FAILURES = (CspdetError, ValueError, OSError)  # bad input: reported in one line, no traceback
 

@@ -169,22 +169,21 @@ def _job_problems(reports: list[dict]) -> list[str]:
 
 
 def _wait(store: dist.Store, keys: list[str], launch: Launch, what: str):
-    """Wait for ``keys`` in ``store``; on timeout raise a LaunchError naming the processes that never wrote theirs."""
+    """Wait for ``keys`` in ``store``; raise a LaunchError naming the processes that never wrote theirs."""
     try:
         store.wait(keys)
-    except Exception as e:  # the store's own timeout, or the store went away with the node that serves it
-        missing = [k for k in keys if not _has(store, k)]
+    except dist.DistStoreError as e:  # the store's timeout
+        missing = [k for k in keys if not store.check([k])]
         raise LaunchError(
-            f"{launch.where()}: {what}: no word from {', '.join(missing) or 'the job store'} within "
-            f"{store.timeout.total_seconds():.0f} s (CSPDET_DDP_JOIN_TIMEOUT). Every node must run the same command "
-            f"with the same cspdet installed; see the logs of the other nodes ({type(e).__name__}: {e})"
+            f"{launch.where()}: {what}: no word from {', '.join(missing)} within {store.timeout.total_seconds():.0f} s "
+            "(CSPDET_DDP_JOIN_TIMEOUT). Every node must run the same command with cspdet installed: see the logs of "
+            "the other nodes"
         ) from e
-
-
-def _has(store: dist.Store, key: str) -> bool:
-    with contextlib.suppress(Exception):
-        return store.check([key])
-    return False
+    except dist.DistError as e:  # the store went away
+        raise LaunchError(
+            f"{launch.where()}: {what}: lost the job's store, which torchrun on node rank 0 serves ({e}). See the logs "
+            "of the other nodes"
+        ) from e
 
 
 def join(launch: Launch, cfg, overrides) -> dict | None:
