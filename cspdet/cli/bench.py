@@ -12,7 +12,9 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-BENCHMARKS = {}  # name -> module of cspdet.cli with a docstring, add_arguments(parser) and run(args, doc)
+BENCHMARKS = {
+    "ddp": "bench_ddp"
+}  # name -> module of cspdet.cli with a docstring, add_arguments(parser) and run(args, doc)
 DEFAULT_DOC = Path("docs/benchmarks.md")
 
 
