@@ -18,6 +18,9 @@ COMMANDS = {  # name -> module of cspdet.cli
     "eval": "eval",
     "plot-wrc": "plot_wrc",
     "shapes": "shapes",
+    "ablate": "ablate",
+    "bench": "bench",
+    "gpu-check": "gpu_check",
 }
 FAILURES = (CspdetError, ValueError, OSError)  # bad input: reported in one line, no traceback
 
@@ -34,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
             name, help=doc.split("\n")[0], description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
         )
         module.add_arguments(command)
-        command.set_defaults(run=module.run)
+        command.set_defaults(_run=module.run)
     return parser
 
 
@@ -42,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args) or 0
+        return args._run(args) or 0
     except KeyboardInterrupt:
         print(f"cspdet {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -12,7 +12,12 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-BENCHMARKS = {}  # name -> module of cspdet.cli with a docstring, add_arguments(parser) and run(args, doc)
+BENCHMARKS = {  # name -> module of cspdet.cli with a docstring, add_arguments(parser) and run(args, doc)
+    "model": "bench_model",
+    "coco-eval": "bench_coco_eval",
+    "coco-ingest": "bench_coco_ingest",
+    "startup": "bench_startup",
+}
 DEFAULT_DOC = Path("docs/benchmarks.md")
 
 
@@ -28,9 +33,9 @@ def add_arguments(parser):
         )
         module.add_arguments(bench)
         bench.add_argument("--doc", type=Path, help="markdown file for the table (default: docs/benchmarks.md if any)")
-        bench.set_defaults(bench=module.run)
+        bench.set_defaults(_bench=module.run)
 
 
 def run(args) -> int:
     doc = args.doc or (DEFAULT_DOC if DEFAULT_DOC.is_file() else None)
-    return args.bench(args, doc)
+    return args._bench(args, doc)
