@@ -9,7 +9,6 @@ docs/benchmarks.md when the current folder has one (a cspdet checkout), and is p
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 BENCHMARKS = {  # name -> module of cspdet.cli with a docstring, add_arguments(parser) and run(args, doc)
@@ -22,18 +21,11 @@ DEFAULT_DOC = Path("docs/benchmarks.md")
 
 
 def add_arguments(parser):
-    import argparse
+    from cspdet.cli import add_commands
 
     benchmarks = parser.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
-    for name, module_name in BENCHMARKS.items():
-        module = importlib.import_module(f"cspdet.cli.{module_name}")
-        doc = module.__doc__.strip()
-        bench = benchmarks.add_parser(
-            name, help=doc.split("\n")[0], description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
-        )
-        module.add_arguments(bench)
+    for bench in add_commands(benchmarks, BENCHMARKS, "_bench"):
         bench.add_argument("--doc", type=Path, help="markdown file for the table (default: docs/benchmarks.md if any)")
-        bench.set_defaults(_bench=module.run)
 
 
 def run(args) -> int:
