@@ -12,6 +12,7 @@ plots; it goes into a markdown file (default docs/results.md if the current fold
     cspdet ablate --seeds 0 1 --epochs 2 --out runs/quick    # a quick look
     cspdet ablate --report --out runs/ablation               # report what is recorded, train nothing
     cspdet ablate --variants csp-plain csp-channel           # the YOLOv5-style csp_wrc model instead
+    cspdet ablate --scale s --recipe ultralytics --data coco.yaml --epochs 100 --imgsz 640 --batch 64 --device 0
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ def add_arguments(parser):
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--imgsz", type=int, default=160)
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--scale", choices=list("nslmx"), default="n", help="model scale of every variant")
+    parser.add_argument("--recipe", choices=["shapes", "ultralytics"], default="shapes",
+                        help="shapes: AdamW lr0=0.002, no mosaic, nbs=batch (small data on a CPU); ultralytics: its "
+                             "default hyperparameters (COCO)")  # fmt: skip
     parser.add_argument("--device", help="as yolo train device= (default: ultralytics' choice)")
     parser.add_argument("--out", type=Path, default=Path("runs/ablation"), help="one folder per budget")
     parser.add_argument("--report", action="store_true", help="only report the runs recorded in --out")
@@ -46,14 +51,14 @@ def run(args) -> int:
     if unknown:
         raise ValueError(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(known)}")
     names += [known[n].baseline for n in names if known[n].baseline and known[n].baseline not in names]
-    variants = [v for v in ablation.VARIANTS if v.name in names]  # baselines first, as in VARIANTS
+    variants = [v.at_scale(args.scale) for v in ablation.VARIANTS if v.name in names]  # baselines first
     if args.report:
         records = ablation.load_records(args.out)
         if not records:
             raise FileNotFoundError(f"{args.out / ablation.RECORDS}: no runs recorded")
     else:
-        train_args = {"epochs": args.epochs, "imgsz": args.imgsz, "batch": args.batch, "nbs": args.batch}
-        train_args |= {"mosaic": 0, "warmup_epochs": 1, "optimizer": "AdamW", "lr0": 0.002, "workers": 2}
+        train_args = {"epochs": args.epochs, "imgsz": args.imgsz, "batch": args.batch}
+        train_args |= ablation.RECIPES[args.recipe](args.batch)
         if args.device is not None:
             train_args["device"] = args.device
         progress = lambda todo: TQDM(todo, desc="ablation runs")  # noqa: E731

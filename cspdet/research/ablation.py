@@ -10,12 +10,13 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 import resource
 import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
@@ -25,6 +26,12 @@ from cspdet.integration.configs import find_model_yaml
 from cspdet.research.benchdoc import markdown_table
 
 RECORDS = "runs.jsonl"
+RECIPES = {  # training arguments besides epochs, imgsz and batch
+    # small data on a CPU: an optimizer step per batch, no mosaic (objects stay large at 160 px), short warm-up
+    "shapes": lambda batch: {"nbs": batch, "mosaic": 0, "warmup_epochs": 1, "optimizer": "AdamW", "lr0": 0.002,
+                             "workers": 2},
+    "ultralytics": lambda batch: {},  # ultralytics' own defaults, as for COCO
+}  # fmt: skip
 METRICS = {"mAP50-95": "metrics/mAP50-95(B)", "mAP50": "metrics/mAP50(B)"}
 
 
@@ -37,6 +44,11 @@ class Variant:
     model: str
     wrc: object = None
     baseline: str | None = None
+
+    def at_scale(self, scale: str) -> Variant:
+        """The same variant at another model scale: yolo11n.yaml -> yolo11s.yaml, yolo11_wrc-n.yaml -> ...-s.yaml."""
+        model = re.sub(r"(-?)[nslmx](\.ya?ml)$", rf"\g<1>{scale}\2", self.model)
+        return replace(self, model=model)
 
     def model_yaml(self, folder: Path) -> str:
         """The model argument for ``yolo train``; a variant with ``wrc`` gets its own YAML written under ``folder``."""

@@ -90,3 +90,10 @@ def test_variants_start_from_their_baselines_convolutions(tmp_path, variant):
     variant = YOLO(variant.model_yaml(tmp_path)).model.state_dict()
     assert {k.rsplit(".", 1)[-1] for k in variant.keys() - plain.keys()} == {"alpha", "beta"}
     assert all(torch.equal(plain[k], variant[k]) for k in plain)
+
+
+def test_variants_at_another_scale(tmp_path):
+    scaled = {v.name: v.at_scale("s") for v in ablation.VARIANTS}
+    assert scaled["yolo11n"].model == "yolo11s.yaml" and scaled["yolo11-rezero"].model == "yolo11_wrc-s.yaml"
+    path = scaled["yolo11-rezero"].model_yaml(tmp_path)
+    assert YOLO(path).model.model[1].conv.out_channels == YOLO("yolo11s.yaml").model.model[1].conv.out_channels
