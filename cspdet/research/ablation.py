@@ -12,6 +12,7 @@ import json
 import math
 import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -129,6 +130,7 @@ def run(variants: list[Variant], seeds: list[int], data: str, train_args: dict, 
         args = {**train_args, "model": models[variant.name], "data": data, "seed": seed, "deterministic": True}
         args |= {"project": str(out / "runs"), "name": name, "exist_ok": True, "plots": False}
         log = out / f"{name}.log"
+        shutil.rmtree(out / "runs" / name, ignore_errors=True)  # an interrupted attempt: ultralytics would append to it
         start, cpu = time.perf_counter(), _children_cpu_s()
         with open(log, "w") as f:
             cmd = [str(Path(sys.executable).with_name("yolo")), "train", *(f"{k}={v}" for k, v in args.items())]
