@@ -1,4 +1,4 @@
-"""Plots: what the weighted shortcuts learn, and the ablation's accuracy curves."""
+"""Plots: what the weighted shortcuts learn, and the ablation's accuracy curves and paired differences."""
 
 from __future__ import annotations
 
@@ -60,6 +60,28 @@ def plot_ablation_curves(records: list[dict], out: str | Path, metric: str = "mA
         ax.plot(epochs, [statistics.mean(v) for v in per_epoch], marker="o", ms=3, label=f"{name} (n={len(curves)})")
         ax.fill_between(epochs, [min(v) for v in per_epoch], [max(v) for v in per_epoch], alpha=0.15)
     ax.set(xlabel="epoch", ylabel=f"val {metric}", title=f"{metric} per epoch, mean over seeds (band: min-max)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, Path(out), dpi=130)
+
+
+def plot_paired_deltas(series: dict[str, list[tuple[float, float, float]]], out: str | Path, metric: str) -> Path:
+    """Plot, per variant, the paired difference from its baseline per epoch: mean line and 95% interval band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), tight_layout=True)
+    ax.axhline(0, color="black", lw=0.8)
+    for name, points in series.items():
+        epochs = range(1, len(points) + 1)
+        mean, low, high = zip(*points)
+        ax.plot(epochs, mean, marker="o", ms=3, label=name)
+        ax.fill_between(epochs, low, high, alpha=0.15)
+    ax.set(
+        xlabel="epoch", ylabel=f"paired Δ val {metric}", title=f"{metric}: variant - baseline, mean and 95% interval"
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, Path(out), dpi=130)

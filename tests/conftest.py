@@ -44,6 +44,11 @@ def yolo(*args, **kwargs):
     return run([str(Path(sys.executable).with_name("yolo")), *args], **kwargs)
 
 
+def cspdet(*args, **kwargs):
+    """Run the `cspdet` command of this interpreter's environment."""
+    return run([str(Path(sys.executable).with_name("cspdet")), *args], **kwargs)
+
+
 def write_tiny_yolo_dataset(root: Path, n_train: int = 8, n_val: int = 4, size: int = 64) -> Path:
     """Write a tiny 2-class YOLO-format dataset of filled rectangles; return its data YAML."""
     import cv2

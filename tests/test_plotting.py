@@ -2,7 +2,7 @@
 
 import pytest
 
-from cspdet.plotting import plot_ablation_curves, plot_wrc_weights
+from cspdet.plotting import plot_ablation_curves, plot_paired_deltas, plot_wrc_weights
 
 
 def test_plot_wrc_weights(tmp_path):
@@ -30,3 +30,12 @@ def test_ablation_curves_plot_each_variant(tmp_path):
     png = plot_ablation_curves(records, tmp_path / "curves.png")
     assert png == tmp_path / "curves.png" and png.read_bytes()[:4] == b"\x89PNG"
     assert [p.name for p in tmp_path.iterdir()] == ["curves.png"]  # no temporary file left behind
+
+
+def test_paired_deltas_plot(tmp_path):
+    series = {
+        "channel": [(0.01, -0.02, 0.04), (0.03, 0.01, 0.05)],
+        "rezero": [(-0.01, -0.03, 0.01), (0.0, -0.02, 0.02)],
+    }
+    png = plot_paired_deltas(series, tmp_path / "delta.png", "mAP50-95")
+    assert png.read_bytes()[:4] == b"\x89PNG" and [p.name for p in tmp_path.iterdir()] == ["delta.png"]

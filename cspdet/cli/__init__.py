@@ -18,24 +18,35 @@ COMMANDS = {  # name -> module of cspdet.cli
     "eval": "eval",
     "plot-wrc": "plot_wrc",
     "shapes": "shapes",
+    "ablate": "ablate",
+    "bench": "bench",
+    "gpu-check": "gpu_check",
     "train": "train",
 }
 FAILURES = (CspdetError, ValueError, OSError)  # bad input: reported in one line, no traceback
+
+
+def add_commands(subparsers, modules: dict[str, str], dest: str) -> list[argparse.ArgumentParser]:
+    """Add a parser per ``cspdet.cli`` module of ``modules`` (name -> module): its docstring as help, its arguments,
+    and its ``run`` as ``dest``; return the parsers."""
+    parsers = []
+    for name, module_name in modules.items():
+        module = importlib.import_module(f"cspdet.cli.{module_name}")
+        doc = module.__doc__.strip()
+        parser = subparsers.add_parser(
+            name, help=doc.split("\n")[0], description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
+        module.add_arguments(parser)
+        parser.set_defaults(**{dest: module.run})
+        parsers.append(parser)
+    return parsers
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
     parser = argparse.ArgumentParser(prog="cspdet", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"cspdet {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, module_name in COMMANDS.items():
-        module = importlib.import_module(f"cspdet.cli.{module_name}")
-        doc = module.__doc__.strip()
-        command = commands.add_parser(
-            name, help=doc.split("\n")[0], description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
-        )
-        module.add_arguments(command)
-        command.set_defaults(run=module.run)
+    add_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"), COMMANDS, "_run")
     return parser
 
 
@@ -43,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args) or 0
+        return args._run(args) or 0
     except KeyboardInterrupt:
         print(f"cspdet {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -9,30 +9,26 @@ docs/benchmarks.md when the current folder has one (a cspdet checkout), and is p
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
-BENCHMARKS = {
-    "ddp": "bench_ddp"
-}  # name -> module of cspdet.cli with a docstring, add_arguments(parser) and run(args, doc)
+BENCHMARKS = {  # name -> module of cspdet.cli with a docstring, add_arguments(parser) and run(args, doc)
+    "model": "bench_model",
+    "coco-eval": "bench_coco_eval",
+    "coco-ingest": "bench_coco_ingest",
+    "startup": "bench_startup",
+    "ddp": "bench_ddp",
+}
 DEFAULT_DOC = Path("docs/benchmarks.md")
 
 
 def add_arguments(parser):
-    import argparse
+    from cspdet.cli import add_commands
 
     benchmarks = parser.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
-    for name, module_name in BENCHMARKS.items():
-        module = importlib.import_module(f"cspdet.cli.{module_name}")
-        doc = module.__doc__.strip()
-        bench = benchmarks.add_parser(
-            name, help=doc.split("\n")[0], description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
-        )
-        module.add_arguments(bench)
+    for bench in add_commands(benchmarks, BENCHMARKS, "_bench"):
         bench.add_argument("--doc", type=Path, help="markdown file for the table (default: docs/benchmarks.md if any)")
-        bench.set_defaults(bench=module.run)
 
 
 def run(args) -> int:
     doc = args.doc or (DEFAULT_DOC if DEFAULT_DOC.is_file() else None)
-    return args.bench(args, doc)
+    return args._bench(args, doc)

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from cspdet.eval.synthetic import synthetic_coco
+from cspdet.research.coco_bench import synthetic_coco
 
 
 def pycocotools_scores(annotations: dict, predictions: list) -> tuple[np.ndarray, dict]:

@@ -1,44 +1,74 @@
-"""A regular (non-editable) install works from anywhere: bundled model YAMLs by bare name and auto-load."""
+"""The built wheel, installed into a fresh environment, gives a pip user every command from any folder."""
 
+import json
+import shutil
 import sys
+from importlib.metadata import distributions
 from pathlib import Path
 
+import pytest
 from conftest import REPO, run
+from eval.coco_cases import edge_case
+
+from cspdet.cli import COMMANDS
+from cspdet.cli.bench import BENCHMARKS
 
 
-def test_wheel_install_trains_from_bundled_yaml(tiny_dataset, tmp_path):
-    venv = tmp_path / "venv"
-    run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)])
-    python = venv / "bin" / "python"
-    run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", str(REPO)], timeout=300)
-    where = (
-        "import cspdet, _cspdet_hook; from cspdet.bundled import bundled; "
-        "print(cspdet.__file__); print(_cspdet_hook.__file__); print(bundled('cfg', 'csp_wrc.yaml'))"
-    )
-    lines = run([str(python), "-c", where], cwd=tmp_path).stdout.split()
-    site = Path(lines[0]).parents[1]
-    assert site.is_relative_to(venv) and Path(lines[1]).parent == site
-    assert Path(lines[2]) == site / "cspdet" / "cfg" / "csp_wrc.yaml"  # from the wheel, not the checkout
-    assert (site / "cspdet.pth").is_file() and (site / "cspdet" / "datasets").is_dir()
-    yolo = "import sys; from ultralytics.cfg import entrypoint; sys.exit(entrypoint())"  # the `yolo` console script
-    out = run(
-        [
-            str(python),
-            "-c",
-            yolo,
-            "train",
-            "model=csp_wrc-n.yaml",
-            f"data={tiny_dataset}",
-            "epochs=1",
-            "imgsz=64",
-            "batch=4",
-            "device=cpu",
-            "workers=0",
-            f"project={tmp_path}",
-            "name=run",
-            "val=False",
-        ],
-        cwd=tmp_path,
-    )
-    assert "cspdet.nn.stages.C3WRC" in out.stdout + out.stderr
-    assert (tmp_path / "run" / "weights" / "last.pt").is_file()
+@pytest.fixture(scope="module")
+def wheel_env(tmp_path_factory):
+    """A new uv environment (not inheriting this one's packages) with the wheel built from this checkout installed.
+
+    Its dependencies are pinned to this environment's versions, so that uv takes them from its cache.
+    """
+    folder = tmp_path_factory.mktemp("wheel")
+    run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(folder), str(REPO)])
+    wheel = next(folder.glob("cspdet-*.whl"))
+    pins = sorted({f"{d.metadata['Name']}=={d.version}" for d in distributions() if d.metadata["Name"] != "cspdet"})
+    (folder / "pins.txt").write_text("\n".join(pins) + "\n")
+    uv = shutil.which("uv") or str(Path(sys.executable).with_name("uv"))
+    env = folder / "env"
+    run([uv, "venv", "-q", "--python", sys.executable, str(env)])
+    run([uv, "pip", "install", "-q", "--python", str(env / "bin" / "python"), "-c", str(folder / "pins.txt"),
+         str(wheel)], timeout=900)  # fmt: skip
+    return env / "bin"
+
+
+def test_wheel_holds_the_package_hook_and_yamls_only(wheel_env):
+    site = Path(run([str(wheel_env / "python"), "-c", "import cspdet; print(cspdet.__file__)"]).stdout.strip())
+    site = site.parents[1]
+    assert site.is_relative_to(wheel_env.parent) and (site / "cspdet.pth").is_file() and (site / "_cspdet_hook.py")
+    assert (site / "cspdet" / "cfg" / "yolo11_wrc.yaml").is_file() and (site / "cspdet" / "datasets" / "shapes.yaml")
+    assert not any((site / name).exists() for name in ("cfg", "datasets", "tools", "tests"))
+
+
+@pytest.mark.parametrize("command", [[c] for c in COMMANDS] + [["bench", b] for b in BENCHMARKS], ids=" ".join)
+def test_every_help_from_outside_the_checkout(wheel_env, tmp_path, command):
+    out = run([str(wheel_env / "cspdet"), *command, "--help"], cwd=tmp_path).stdout
+    assert out.startswith(f"usage: cspdet {' '.join(command)}")
+
+
+def test_real_runs_from_outside_the_checkout(wheel_env, tmp_path):
+    cspdet = str(wheel_env / "cspdet")
+    info = run([cspdet, "info"], cwd=tmp_path).stdout
+    assert "cspdet 0.1.0" in info and "ultralytics" in info and "torch" in info
+
+    run([cspdet, "shapes", "dataset", "ds", "--train", "4", "--val", "2", "--size", "64"], cwd=tmp_path)
+    run([cspdet, "shapes", "video", "v.mp4", "--frames", "8", "--width", "96", "--height", "64"], cwd=tmp_path)
+    assert len(json.loads((tmp_path / "ds/annotations/instances_val.json").read_text())["images"]) == 2
+
+    annotations, predictions = edge_case()
+    (tmp_path / "a.json").write_text(json.dumps(annotations))
+    (tmp_path / "p.json").write_text(json.dumps(predictions))
+    run([cspdet, "eval", "--annotations", "a.json", "--predictions", "p.json", "--out", "m.json"], cwd=tmp_path)
+    assert json.loads((tmp_path / "m.json").read_text())["AP50"] >= 0
+
+    rows = [f"{e},model.{k}.m.0.wrc,{1 + 0.1 * e},{1 - 0.05 * e}" for e in (1, 2) for k in (2, 4)]
+    (tmp_path / "wrc_weights.csv").write_text("epoch,layer,alpha,beta\n" + "\n".join(rows) + "\n")
+    run([cspdet, "plot-wrc", "wrc_weights.csv", "--out", "wrc.png"], cwd=tmp_path)
+    assert (tmp_path / "wrc.png").read_bytes()[:4] == b"\x89PNG"
+
+    python = str(wheel_env / "python")
+    run([python, "-c", "from ultralytics import YOLO; YOLO('csp_wrc-n.yaml').save('m.pt')"], cwd=tmp_path)
+    args = ["--model", "m.pt", "--source", "v.mp4", "--out", "out.mp4", "--detections", "d.jsonl", "--imgsz", "64"]
+    run([cspdet, "video", *args], cwd=tmp_path)
+    assert len((tmp_path / "d.jsonl").read_text().splitlines()) == 8 and (tmp_path / "out.mp4").stat().st_size

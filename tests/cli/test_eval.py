@@ -1,22 +1,17 @@
-"""tools/coco_eval.py as a user runs it: a subprocess on files."""
+"""`cspdet eval` as a user runs it: a subprocess on files."""
 
 import json
-import sys
 
-from coco_cases import edge_case, pycocotools_scores
-from conftest import REPO, run
+from conftest import cspdet
+from eval.coco_cases import edge_case, pycocotools_scores
 
 from cspdet.eval import METRIC_KEYS, save_json
-
-TOOL = str(REPO / "tools" / "coco_eval.py")
 
 
 def test_scores_files_and_writes_metrics(tmp_path):
     annotations, predictions = edge_case()
     a, p = save_json(annotations, tmp_path / "a.json"), save_json(predictions, tmp_path / "p.json")
-    out = run(
-        [sys.executable, TOOL, "--annotations", str(a), "--predictions", str(p), "--out", str(tmp_path / "m.json")]
-    )
+    out = cspdet("eval", "--annotations", str(a), "--predictions", str(p), "--out", str(tmp_path / "m.json"))
     assert "".join(f"{k:>7}" for k in METRIC_KEYS) in out.stdout
     assert all(name in out.stdout for name in ("cat", "dog", "unseen", "rare"))
     metrics = json.loads((tmp_path / "m.json").read_text())
@@ -30,7 +25,9 @@ def test_unknown_category_is_an_error(tmp_path):
     predictions[6]["category_id"] = 8
     a, p = save_json(annotations, tmp_path / "a.json"), save_json(predictions, tmp_path / "p.json")
     args = ["--annotations", str(a), "--predictions", str(p), "--out", str(tmp_path / "m.json")]
-    out = run([sys.executable, TOOL, *args], check=False)
-    assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert f"{p}: category_id not in {a} in 1 of 14 predictions, e.g. predictions[6].category_id = 8" in out.stderr
+    out = cspdet("eval", *args, check=False)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines() == [
+        f"cspdet eval: error: {p}: category_id not in {a} in 1 of 14 predictions, e.g. predictions[6].category_id = 8"
+    ]
     assert not (tmp_path / "m.json").exists()

@@ -1,14 +1,14 @@
-"""The ablation driver: variant YAMLs, real `yolo train` runs, resume, summary and plot."""
+"""The ablation driver: variant YAMLs, real `yolo train` runs, resume, paired statistics, report and plots."""
 
 import json
+import math
 
 import pytest
 import torch
 from ultralytics import YOLO
 
-from cspdet import ablation
 from cspdet.nn.wrc import WeightedShortcut
-from cspdet.plotting import plot_ablation_curves
+from cspdet.research import ablation
 
 
 def test_variant_yaml_replaces_wrc_and_keeps_the_scale(tmp_path):
@@ -31,7 +31,10 @@ def test_wrc_on_a_model_that_cannot_take_it_is_refused(tmp_path):
 
 
 def test_runs_resume_and_summarise(tmp_path, tiny_dataset):
-    variants = [ablation.Variant("plain", "csp_plain-n.yaml"), ablation.Variant("channel", "csp_wrc-n.yaml", "channel")]
+    variants = [
+        ablation.Variant("plain", "csp_plain-n.yaml"),
+        ablation.Variant("channel", "csp_wrc-n.yaml", "channel", "plain"),
+    ]
     budget = {"epochs": 2, "imgsz": 64, "batch": 4, "workers": 0}
     records = ablation.run(variants, [0], str(tiny_dataset), budget, tmp_path)
     assert [(r["variant"], r["seed"]) for r in records] == [("plain", 0), ("channel", 0)]
@@ -48,16 +51,24 @@ def test_runs_resume_and_summarise(tmp_path, tiny_dataset):
     assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("*.log")} == log_times
 
     plain, channel = records
-    more = [{**plain, "seed": 1, "mAP50": 0.2}, {**channel, "seed": 1, "mAP50": 0.5}, {**channel, "seed": 2}]
-    rows = {row["variant"]: row for row in ablation.summarise(records + more)}
-    assert rows["plain"]["runs"] == rows["plain"]["pairs"] == 2 and rows["plain"]["mAP50 delta"] == 0
+    more = [{**plain, "seed": 1}, {**channel, "seed": 1}, {**channel, "seed": 2}]
+    more[0]["curves"] = {**plain["curves"], "mAP50-95": [0.1, 0.2]}
+    more[1]["curves"] = {**channel["curves"], "mAP50-95": [0.1, 0.5]}
+    rows = {row["variant"]: row for row in ablation.summarise(records + more, variants, checkpoints=(1,))}
+    assert (
+        rows["plain"]["runs"] == 2 and rows["plain"]["pairs"] == 0 and "delta" not in rows["plain"]["points"]["final"]
+    )
     assert rows["channel"]["runs"] == 3 and rows["channel"]["pairs"] == 2  # seed 2 has no plain run to pair with
-    assert rows["channel"]["mAP50"] == pytest.approx((2 * channel["mAP50"] + 0.5) / 3)
-    diffs = [channel["mAP50"] - plain["mAP50"], 0.5 - 0.2]
-    assert rows["channel"]["mAP50 delta"] == pytest.approx(sum(diffs) / 2)
-    assert rows["channel"]["mAP50 gains"] == sum(d > 0 for d in diffs)
-    png = plot_ablation_curves(records, tmp_path / "curves.png")
-    assert png.read_bytes()[:4] == b"\x89PNG"
+    final = rows["channel"]["points"]["final"]
+    diffs = [channel["mAP50-95"] - plain["mAP50-95"], 0.5 - 0.2]
+    assert final["delta"] == pytest.approx(sum(diffs) / 2) and final["gains"] == sum(d > 0 for d in diffs)
+    assert rows["channel"]["points"]["epoch 1"]["epoch"] == 1
+
+
+def test_paired_interval_is_the_paired_t_interval():
+    mean, low, high = ablation.paired_interval([1, 2, 3, 4, 5])  # mean 3, sd 1.5811, t(0.975, 4 df) = 2.776
+    assert (mean, low, high) == pytest.approx((3, 3 - 2.776 * 1.5811 / 5**0.5, 3 + 2.776 * 1.5811 / 5**0.5), abs=1e-3)
+    assert all(math.isnan(x) for x in ablation.paired_interval([0.2])[1:])
 
 
 def test_a_failing_run_stops_with_its_log(tmp_path):
@@ -69,12 +80,20 @@ def test_a_failing_run_stops_with_its_log(tmp_path):
     assert json.dumps(ablation.load_records(tmp_path)) == "[]"
 
 
-@pytest.mark.parametrize("wrc", ["scalar", "channel", "rezero", "fast"])
-def test_variants_start_from_the_twins_convolutions(tmp_path, wrc):
-    """What makes the paired comparison fair: same seed, same weights as csp_plain, plus alpha/beta only."""
+@pytest.mark.parametrize("variant", [v for v in ablation.VARIANTS if v.baseline], ids=lambda v: v.name)
+def test_variants_start_from_their_baselines_convolutions(tmp_path, variant):
+    """What makes the paired comparison fair: same seed, the baseline's own weights, plus alpha/beta only."""
+    baseline = next(v for v in ablation.VARIANTS if v.name == variant.baseline)
     torch.manual_seed(0)
-    plain = YOLO("csp_plain-n.yaml").model.state_dict()
+    plain = YOLO(baseline.model_yaml(tmp_path)).model.state_dict()
     torch.manual_seed(0)
-    variant = YOLO(ablation.Variant(wrc, "csp_wrc-n.yaml", wrc).model_yaml(tmp_path)).model.state_dict()
+    variant = YOLO(variant.model_yaml(tmp_path)).model.state_dict()
     assert {k.rsplit(".", 1)[-1] for k in variant.keys() - plain.keys()} == {"alpha", "beta"}
     assert all(torch.equal(plain[k], variant[k]) for k in plain)
+
+
+def test_variants_at_another_scale(tmp_path):
+    scaled = {v.name: v.at_scale("s") for v in ablation.VARIANTS}
+    assert scaled["yolo11n"].model == "yolo11s.yaml" and scaled["yolo11-rezero"].model == "yolo11_wrc-s.yaml"
+    path = scaled["yolo11-rezero"].model_yaml(tmp_path)
+    assert YOLO(path).model.model[1].conv.out_channels == YOLO("yolo11s.yaml").model.model[1].conv.out_channels

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from cspdet import benchmark
+from cspdet.research import benchmark
 
 
 def test_interleaved_times_every_candidate_every_round():

@@ -1,0 +1,205 @@
+"""COCO benchmarks: generated COCO-format files, and one scoring or ingestion measured in a fresh process.
+
+``python -m cspdet.research.coco_bench score METHOD ANNOTATIONS PREDICTIONS`` and ``... ingest MODE JSON`` run one
+measurement and print it as JSON; ``cspdet bench coco-eval`` and ``cspdet bench coco-ingest`` run them interleaved.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+SCORERS = ("pycocotools", "faster-coco-eval", "cspdet.eval")
+INGESTERS = ("cold", "warm", "convert_coco")  # cspdet without cache, with a cache hit, ultralytics' convert_coco
+COCO_IDS = [i for i in range(1, 91) if i not in {12, 26, 29, 30, 45, 66, 68, 69, 71, 83}]  # COCO's 80 ids
+
+
+def synthetic_coco(images: int = 5000, boxes: int = 36000, detections: int = 100, seed: int = 0) -> tuple[dict, list]:
+    """Return a COCO annotation dict and a COCO results list shaped like a detector's output on COCO val2017.
+
+    Ground truth: 80 categories with non-contiguous ids in 1..90, sizes spanning the small/medium/large ranges with
+    some boxes exactly at the 32² and 96² borders, and 1% crowd regions. Detections: ``detections`` per image, a third
+    of them jittered copies of that image's ground truth (mostly the right category), the rest random boxes.
+
+    Args:
+        images (int): Number of images.
+        boxes (int): Number of ground-truth boxes, spread over random images.
+        detections (int): Detections per image.
+        seed (int): Random seed.
+    """
+    rng = np.random.default_rng(seed)
+    category_ids = np.sort(rng.choice(np.arange(1, 91), 80, replace=False))
+    image_ids = np.sort(rng.choice(10 * images, images, replace=False)) + 1
+    widths, heights = rng.integers(320, 641, images), rng.integers(240, 481, images)
+
+    owner = np.sort(rng.integers(0, images, boxes))
+    wh = np.exp(rng.uniform(np.log(4), np.log(300), (boxes, 2)))
+    wh[rng.random(boxes) < 0.02] = 32.0  # area exactly 32², the small/medium border
+    wh[rng.random(boxes) < 0.02] = 96.0  # area exactly 96², the medium/large border
+    wh = np.minimum(wh, np.stack([widths[owner], heights[owner]], 1))
+    xy = rng.random((boxes, 2)) * (np.stack([widths[owner], heights[owner]], 1) - wh)
+    gt_boxes = np.round(np.concatenate([xy, wh], 1), 2)
+    gt_cats = rng.choice(category_ids, boxes)
+    crowd = (rng.random(boxes) < 0.01).astype(int)
+    annotation = {
+        "images": [
+            {"id": i, "file_name": f"{i:012d}.jpg", "width": w, "height": h}
+            for i, w, h in zip(image_ids.tolist(), widths.tolist(), heights.tolist(), strict=True)
+        ],
+        "annotations": [
+            {"id": k + 1, "image_id": i, "category_id": c, "bbox": b, "area": b[2] * b[3], "iscrowd": z}
+            for k, (i, c, b, z) in enumerate(
+                zip(image_ids[owner].tolist(), gt_cats.tolist(), gt_boxes.tolist(), crowd.tolist(), strict=True)
+            )
+        ],
+        "categories": [{"id": c, "name": f"class{c}", "supercategory": "thing"} for c in category_ids.tolist()],
+    }
+
+    n = images * detections
+    det_image = np.repeat(np.arange(images), detections)
+    counts = np.bincount(owner, minlength=images)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    copies = (rng.random(n) < 1 / 3) & (counts[det_image] > 0)
+    source = starts[det_image] + (rng.random(n) * counts[det_image]).astype(int)
+    source = np.minimum(source, boxes - 1)
+    size = np.stack([widths[det_image], heights[det_image]], 1)
+    rand_wh = np.exp(rng.uniform(np.log(4), np.log(300), (n, 2))).clip(max=size)
+    det_boxes = np.concatenate([rng.random((n, 2)) * (size - rand_wh), rand_wh], 1)
+    jitter = np.concatenate(
+        [
+            gt_boxes[source, :2] + rng.normal(0, 0.08, (n, 2)) * gt_boxes[source, 2:],
+            gt_boxes[source, 2:] * np.exp(rng.normal(0, 0.1, (n, 2))),
+        ],
+        1,
+    )
+    det_boxes[copies] = jitter[copies]
+    det_cats = np.where(copies & (rng.random(n) < 0.9), gt_cats[source], rng.choice(category_ids, n))
+    scores = np.where(copies, rng.beta(5, 2, n), rng.beta(2, 5, n))
+    results = [
+        {"image_id": i, "category_id": c, "bbox": b, "score": s}
+        for i, c, b, s in zip(
+            image_ids[det_image].tolist(),
+            det_cats.tolist(),
+            np.round(det_boxes, 3).tolist(),
+            np.round(scores, 5).tolist(),
+            strict=True,
+        )
+    ]
+    return annotation, results
+
+
+def train2017_like(path: Path, images: int = 118_287, boxes: int = 860_001, seed: int = 0):
+    """Write a synthetic COCO instances JSON with the structure and field sizes of instances_train2017.json."""
+    from ultralytics.utils import TQDM
+
+    rng = np.random.default_rng(seed)
+    ids = rng.choice(600_000, images, replace=False) + 1
+    widths, heights = rng.choice([640, 480, 500, 427], images), rng.choice([480, 640, 375, 333], images)
+    owner = rng.integers(0, images, boxes)
+    crowd = rng.random(boxes) < 0.011
+    category = rng.choice(COCO_IDS, boxes)
+    from cspdet.files import atomic_write
+
+    with atomic_write(path) as f:
+        f.write('{"info": {"description": "synthetic COCO train2017-sized"}, "licenses": [], "images": [')
+        f.write(",".join(
+            f'{{"license": 1, "file_name": "{i:012d}.jpg", "coco_url": "http://images.cocodataset.org/train2017/'
+            f'{i:012d}.jpg", "height": {h}, "width": {w}, "date_captured": "2013-11-14 11:18:45", "flickr_url": '
+            f'"http://farm4.staticflickr.com/1/{i}.jpg", "id": {i}}}' for i, w, h in zip(ids, widths, heights)
+        ))  # fmt: skip
+        f.write('], "annotations": [')
+        for k in TQDM(range(boxes), desc="Generating annotations"):
+            w, h = widths[owner[k]], heights[owner[k]]
+            bw, bh = rng.uniform(2, w / 2), rng.uniform(2, h / 2)
+            x, y = rng.uniform(-5, w - bw + 5), rng.uniform(-5, h - bh + 5)  # some cross the border
+            if crowd[k]:
+                seg = f'{{"counts": [{",".join(map(str, rng.integers(1, 400, 60)))}], "size": [{h}, {w}]}}'
+            else:
+                n = int(rng.integers(8, 40))
+                xy = np.stack([x + rng.uniform(0, bw, n), y + rng.uniform(0, bh, n)], 1).round(2).ravel()
+                seg = f"[[{','.join(map(str, xy.tolist()))}]]"
+            f.write(f'{"," if k else ""}{{"segmentation": {seg}, "area": {bw * bh:.4f}, "iscrowd": {int(crowd[k])}, '
+                    f'"image_id": {ids[owner[k]]}, "bbox": [{x:.2f},{y:.2f},{bw:.2f},{bh:.2f}], "category_id": '
+                    f"{category[k]}, \"id\": {k + 1}}}")  # fmt: skip
+        categories = [{"supercategory": "thing", "id": i, "name": f"class{i}"} for i in COCO_IDS]
+        f.write(f'], "categories": {json.dumps(categories)}}}')
+
+
+def score(method: str, annotations: str, predictions: str) -> tuple[float, list[float]]:
+    """Score the files with ``method``; return (seconds, the 12 numbers)."""
+    if method == "cspdet.eval":
+        from cspdet.eval.coco import METRIC_KEYS, score_files
+
+        start = time.perf_counter()
+        metrics = score_files(annotations, predictions)
+        return time.perf_counter() - start, [metrics[k] for k in METRIC_KEYS]
+    if method == "pycocotools":
+        from pycocotools.coco import COCO
+        from pycocotools.cocoeval import COCOeval
+    else:  # as ultralytics' DetectionValidator.coco_evaluate calls it
+        from faster_coco_eval import COCO
+        from faster_coco_eval import COCOeval_faster as COCOeval
+    with contextlib.redirect_stdout(io.StringIO()):
+        start = time.perf_counter()
+        gt = COCO(annotations)
+        evaluator = COCOeval(gt, gt.loadRes(predictions), "bbox")
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+        seconds = time.perf_counter() - start
+    return seconds, [float(x) for x in evaluator.stats[:12]]
+
+
+def ingest(mode: str, json_file: Path) -> dict:
+    """Ingest ``json_file`` as ``mode`` (INGESTERS) in this fresh process; return seconds, peak RSS and output size."""
+    from cspdet.data.coco import cache_path, load_coco
+
+    if mode == "cold":
+        cache_path(json_file).unlink(missing_ok=True)
+    start = time.perf_counter()
+    if mode == "convert_coco":
+        from ultralytics.data.converter import convert_coco
+
+        with tempfile.TemporaryDirectory(dir=json_file.parent) as tmp:
+            convert_coco(labels_dir=str(json_file.parent), save_dir=f"{tmp}/out", cls91to80=False)
+            seconds = time.perf_counter() - start
+            produced = sum(1 for _ in Path(tmp).rglob("*.txt"))
+    else:
+        index = load_coco(json_file)
+        labels = []
+        for i, (file, shape) in enumerate(zip(index.files.tolist(), index.sizes.tolist(), strict=True)):
+            cls, boxes = index.labels(i)
+            labels.append({"im_file": file, "shape": tuple(shape), "cls": cls, "bboxes": boxes, "segments": [],
+                           "keypoints": None, "normalized": True, "bbox_format": "xywh"})  # fmt: skip
+        seconds = time.perf_counter() - start
+        produced = sum(len(lb["cls"]) for lb in labels)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+    return {"seconds": seconds, "peak_gib": peak, "produced": produced}
+
+
+def measure(*args: str) -> dict:
+    """Run ``score`` or ``ingest`` with ``args`` in a fresh Python process; return what it printed."""
+    import subprocess
+
+    env = {**os.environ, "YOLO_OFFLINE": "1"}
+    command = [sys.executable, "-m", "cspdet.research.coco_bench", *args]
+    out = subprocess.run(command, capture_output=True, text=True, check=True, env=env).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+if __name__ == "__main__":
+    what, *rest = sys.argv[1:]
+    if what == "score":
+        seconds, stats = score(*rest)
+        print(json.dumps({"seconds": seconds, "stats": stats}))
+    else:
+        print(json.dumps(ingest(rest[0], Path(rest[1]))))
