@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import inspect
 import os
-import shutil
 import signal
 import socket
 import statistics
@@ -26,6 +25,9 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from ultralytics.utils import LOGGER
+
+# ultralytics' `yolo` command, with cspdet imported first: also where packages sit on PYTHONPATH (no cspdet.pth)
+YOLO_CLI = [sys.executable, "-c", "import sys, cspdet; from ultralytics.cfg import entrypoint; sys.exit(entrypoint())"]
 
 
 def free_port() -> int:
@@ -134,7 +136,8 @@ def gloo_overhead(cfg: str = "csp_wrc-n.yaml", imgsz: int = 160, batch: int = 8,
 
 @contextlib.contextmanager
 def loopback_nodes(command: list, folder: Path, nnodes: int = 2, nproc_per_node: int = 1, env: list | None = None):
-    """Run ``command`` under torchrun as ``nnodes`` nodes on 127.0.0.1 with c10d rendezvous (node 0 hosts it).
+    """Run the program ``command`` (e.g. ``[python, script, ...]``) under torchrun as ``nnodes`` nodes on 127.0.0.1
+    with c10d rendezvous (node 0 hosts it).
 
     Node N logs to ``folder/nodeN.log`` and gets the extra environment ``env[N]``. Yields the torchrun processes; on
     exit, kills (with their whole process group) those still running.
@@ -147,7 +150,7 @@ def loopback_nodes(command: list, folder: Path, nnodes: int = 2, nproc_per_node:
                 processes.append(
                     subprocess.Popen(
                         [sys.executable, "-m", "torch.distributed.run", "--nnodes", str(nnodes), "--nproc-per-node"]
-                        + [str(nproc_per_node), *rendezvous, f"--rdzv-conf=is_host={int(node == 0)}"]
+                        + [str(nproc_per_node), *rendezvous, f"--rdzv-conf=is_host={int(node == 0)}", "--no-python"]
                         + [str(c) for c in command],
                         stdout=log,
                         stderr=subprocess.STDOUT,
@@ -199,12 +202,11 @@ def torchrun_check(root: str | Path, timeout: float = 240) -> list[dict]:
             [{"CUDA_VISIBLE_DEVICES": "0"}, {"CUDA_VISIBLE_DEVICES": "1"}],
         ),
     }
-    yolo = shutil.which("yolo", path=str(Path(sys.executable).parent)) or "yolo"
     results = []
     for run, (layout, nnodes, nproc, device, env) in layouts.items():
         folder = root / run
         folder.mkdir(parents=True, exist_ok=True)
-        train = [yolo, "train", "model=csp_wrc-n.yaml", f"data={data}", "epochs=1", "imgsz=64", "batch=8"]
+        train = [*YOLO_CLI, "train", "model=csp_wrc-n.yaml", f"data={data}", "epochs=1", "imgsz=64", "batch=8"]
         train += [f"device={device}", "workers=0", "plots=False", f"project={root / 'runs'}", f"name={run}"]
         start = time.monotonic()
         with loopback_nodes(train, folder, nnodes, nproc, env if gpus else None) as processes:

@@ -1,16 +1,15 @@
 """Training across nodes: two torchrun "nodes" of one CPU process each, on the loopback, with c10d rendezvous (gloo).
 
-The job trains csp_wrc-n on 8 shapes images for 2 epochs; the test kills node 1's training process in epoch 2, then
-resumes the job on both nodes. Every torchrun runs in its own process group, killed when its test ends.
+The job trains csp_wrc-n on 8 shapes images for 2 epochs; the test kills the training process of rank 1 in epoch 2,
+then resumes the job on both nodes. Every torchrun runs in its own process group, killed if still running when its
+launch ends.
 """
 
-import contextlib
 import json
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,10 +17,12 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import OFFLINE_ENV, REPO
+from conftest import REPO
 
-TORCHRUN = Path(sys.executable).with_name("torchrun")
-YOLO = Path(sys.executable).with_name("yolo")
+from cspdet.research.ddp_bench import loopback_nodes
+
+PY = sys.executable
+YOLO = Path(PY).with_name("yolo")
 SCRIPT = Path(__file__).with_name("torchrun_train.py")
 TRAIN = {"epochs": 2, "imgsz": 64, "batch": 4, "device": "cpu", "workers": 0, "plots": False}
 
@@ -38,35 +39,6 @@ def shapes(tmp_path_factory) -> Path:
         "annotations:\n  train: annotations/instances_train.json\n  val: annotations/instances_val.json\n"
     )
     return data
-
-
-@contextlib.contextmanager
-def two_nodes(folder: Path, command: list, env=({}, {})):
-    """Start torchrun twice (nodes 0 and 1, node 0 hosting the rendezvous); yield their Popens, logs in ``folder``."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    nodes = []
-    try:
-        for node in (0, 1):
-            log = open(folder / f"node{node}.log", "w")
-            rendezvous = ["--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "test"]
-            process = subprocess.Popen(
-                [TORCHRUN, "--nnodes", "2", "--nproc-per-node", "1", *rendezvous, f"--rdzv-conf=is_host={1 - node}"]
-                + [str(c) for c in command],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, **OFFLINE_ENV, "OMP_NUM_THREADS": "1", **env[node]},
-                start_new_session=True,
-            )
-            nodes.append((process, log))
-        yield [process for process, _ in nodes]
-    finally:
-        for process, log in nodes:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            log.close()
 
 
 def finish(processes, folder: Path, timeout: float) -> list:
@@ -87,7 +59,7 @@ def job(shapes, tmp_path_factory):
     killed, resumed = root / "killed", root / "resumed"
     killed.mkdir(), resumed.mkdir()
     arguments = {"model": "csp_wrc-n.yaml", "data": str(shapes), "project": str(root / "runs"), "name": "job", **TRAIN}
-    with two_nodes(killed, [SCRIPT, killed, json.dumps(arguments)], ({"PAUSE_EPOCH": "1"},) * 2) as nodes:
+    with loopback_nodes([PY, SCRIPT, killed, json.dumps(arguments)], killed, env=[{"PAUSE_EPOCH": "1"}] * 2) as nodes:
         deadline = time.monotonic() + 300
         while not (killed / "paused").is_file() and time.monotonic() < deadline and None in [p.poll() for p in nodes]:
             time.sleep(0.5)
@@ -100,7 +72,7 @@ def job(shapes, tmp_path_factory):
         after_kill = finish(nodes, killed, timeout=120)
         ended_in = time.monotonic() - start
     last = root / "runs" / "job" / "weights" / "last.pt"
-    with two_nodes(resumed, [SCRIPT, resumed, json.dumps({"model": str(last), "resume": True})]) as nodes:
+    with loopback_nodes([PY, SCRIPT, resumed, json.dumps({"model": str(last), "resume": True})], resumed) as nodes:
         after_resume = finish(nodes, resumed, timeout=300)
     return SimpleNamespace(
         killed=killed, after_kill=after_kill, ended_in=ended_in, resumed=resumed, after_resume=after_resume, root=root
@@ -161,7 +133,7 @@ def test_launch_problems_stop_every_node_at_start(shapes, tmp_path):
     init.write_text(init.read_text().replace('__version__ = "', '__version__ = "0.0.0+other-'))
     train = ["train", "model=csp_wrc-n.yaml", f"data={shapes}", f"project={tmp_path / 'runs'}", "device=0,1"]
     train += [f"{k}={v}" for k, v in TRAIN.items() if k != "device"]
-    with two_nodes(tmp_path, [YOLO, *train], ({}, {"PYTHONPATH": str(other)})) as nodes:
+    with loopback_nodes([YOLO, *train], tmp_path, env=[{}, {"PYTHONPATH": str(other)}]) as nodes:
         logs = finish(nodes, tmp_path, timeout=180)
     for rc, log in logs:
         assert rc != 0
@@ -176,8 +148,8 @@ def test_node_without_cspdet_stops_the_job_at_start(tiny_dataset, tmp_path):
     """One node runs plain ultralytics (auto-load off): the other stops after its join timeout, never trains alone."""
     train = ["train", "model=yolo11n.yaml", f"data={tiny_dataset}", f"project={tmp_path / 'runs'}"]
     train += [f"{k}={v}" for k, v in TRAIN.items()]
-    env = ({"CSPDET_DDP_JOIN_TIMEOUT": "10"}, {"CSPDET_AUTOLOAD": "0"})
-    with two_nodes(tmp_path, [YOLO, *train], env) as nodes:
+    env = [{"CSPDET_DDP_JOIN_TIMEOUT": "10"}, {"CSPDET_AUTOLOAD": "0"}]
+    with loopback_nodes([YOLO, *train], tmp_path, env=env) as nodes:
         (rc0, log0), (rc1, log1) = finish(nodes, tmp_path, timeout=180)
     assert rc0 != 0 and rc1 != 0
     assert re.search(r"starting the job: no word from rank \d within 10 s \(CSPDET_DDP_JOIN_TIMEOUT\)", log0)

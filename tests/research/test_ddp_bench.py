@@ -1,0 +1,31 @@
+"""cspdet bench ddp (gloo overhead on the loopback) and the torchrun check of the GPU check, on the CPU."""
+
+import sys
+from pathlib import Path
+
+from conftest import run
+
+from cspdet.research.ddp_bench import torchrun_check
+
+CSPDET = str(Path(sys.executable).with_name("cspdet"))
+
+
+def test_bench_ddp_writes_its_table(tmp_path):
+    doc = tmp_path / "benchmarks.md"
+    args = ["--imgsz", "64", "--batch", "2", "--steps", "1", "--rounds", "1", "--doc", str(doc)]
+    run([CSPDET, "bench", "ddp", *args], timeout=300)
+    text = doc.read_text()
+    assert "<!-- ddp:start -->" in text and "Command: `cspdet bench ddp --imgsz 64" in text
+    header, _, row = text.split("<!-- ddp:end -->")[0].strip().splitlines()[-3:]
+    assert "2 processes DDP, gloo" in header and "communication overhead" in header
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[0] == "csp_wrc-n.yaml" and cells[1].endswith(" M") and all(float(c) > 0 for c in cells[5:8])
+
+
+def test_torchrun_check_trains_both_layouts_on_cpu(tmp_path):
+    results = torchrun_check(tmp_path)
+    assert [(r["layout"], r["backend"]) for r in results] == [
+        ("1 node x 2 processes", "gloo on cpu"),
+        ("2 nodes x 1 process", "gloo on cpu"),
+    ]
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["1x2", "2x1"]
