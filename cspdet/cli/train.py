@@ -13,7 +13,7 @@ Examples:
     cspdet train model=csp_wrc-n.yaml data=shapes.yaml epochs=10 imgsz=160 device=0
     cspdet train --nnodes 2 --rdzv-endpoint node0:29500 model=csp_wrc-s.yaml data=coco.yaml batch=256 device=0,1,2,3
     cspdet train --nproc-per-node 2 model=csp_wrc-n.yaml data=shapes.yaml device=cpu batch=16   # CPU, gloo
-    cspdet train --nnodes 2 --rdzv-endpoint node0:29500 resume=runs/detect/train/weights/last.pt   # resume the job
+    cspdet train --nnodes 2 --rdzv-endpoint node0:29500 resume model=runs/detect/train/weights/last.pt  # resume
 """
 
 from __future__ import annotations

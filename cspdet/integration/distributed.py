@@ -73,8 +73,8 @@ class Launch:
             return None
         return cls(RANK, LOCAL_RANK, world_size, int(os.environ.get("LOCAL_WORLD_SIZE", 0)), socket.gethostname())
 
-    def where(self, rank: int | None = None, host: str | None = None) -> str:
-        return f"rank {self.rank if rank is None else rank} ({host or self.host})"
+    def where(self) -> str:
+        return f"rank {self.rank} ({self.host})"
 
 
 def _versions() -> dict:
@@ -333,11 +333,11 @@ def do_train(original, trainer, *args, **kwargs):
         if not _lost_peer(e):
             raise
         last = Path(trainer.last)
-        resume = f"resume={last}" if last.is_file() else "a new run (no last.pt was saved)"
+        resume = f"with the same launch and 'resume model={last}'" if last.is_file() else "anew (no last.pt yet)"
         raise LaunchError(
             f"{launch.where()} lost contact with the other processes of the job ({str(e).splitlines()[0]}). "
             f"A process on another node stopped or the network failed: see every node's log. The job ends on "
-            f"every node; continue it with {resume} on every node"
+            f"every node; start it again {resume} on every node"
         ) from e
 
 
