@@ -64,6 +64,7 @@ class Launch:
     host: str
     device: torch.device | None = None
     store: dist.Store | None = None  # the job's key-value store, under a prefix of this trainer's own
+    timeout: timedelta | None = None  # of collective operations once started
 
     @classmethod
     def from_env(cls) -> Launch | None:
@@ -108,8 +109,8 @@ def _local_device(device, launch: Launch) -> tuple[torch.device | None, str | No
             return torch.device("cpu"), None
         text = ",".join(str(i) for i in range(launch.local_world_size))
     indices = text.split(",")
-    if not all(i.isdigit() for i in indices):
-        return None, f"device={device}: under torchrun cspdet trains on CUDA GPUs named by index (device=0,1) or cpu"
+    if not all(i.isdigit() for i in indices) or len(set(indices)) < len(indices):
+        return None, f"device={device}: under torchrun, name distinct CUDA GPUs by index (device=0,1), or cpu"
     if len(indices) != launch.local_world_size:
         return None, (
             f"device={device} names {len(indices)} device(s), but torchrun started {launch.local_world_size} "
@@ -192,7 +193,7 @@ def join(launch: Launch, cfg, overrides) -> dict | None:
     Returns:
         (dict | None): ``{"save_dir": ...}`` for a new run (every rank then uses rank 0's folder), None on resume.
     """
-    join_timeout, timeout = _seconds("CSPDET_DDP_JOIN_TIMEOUT", 600), _seconds("CSPDET_DDP_TIMEOUT", 10800)
+    join_timeout, launch.timeout = _seconds("CSPDET_DDP_JOIN_TIMEOUT", 600), _seconds("CSPDET_DDP_TIMEOUT", 10800)
     store, _, _ = next(dist.rendezvous("env://", launch.rank, launch.world_size, timeout=join_timeout))
     launch.store = dist.PrefixStore(f"cspdet/trainer{next(_JOINS)}/", store)
     report = _local_check(cfg, overrides, launch)
@@ -208,12 +209,13 @@ def join(launch: Launch, cfg, overrides) -> dict | None:
             + "\n- ".join(problems)
         )
     launch.device = torch.device(report["device"])
-    launch.store.set_timeout(timeout)
     if launch.device.type == "cuda":
         torch.cuda.set_device(launch.device)
     if not dist.is_initialized():
         backend = "nccl" if launch.device.type == "cuda" else "gloo"
-        dist.init_process_group(backend, store=store, rank=launch.rank, world_size=launch.world_size, timeout=timeout)
+        dist.init_process_group(
+            backend, store=store, rank=launch.rank, world_size=launch.world_size, timeout=launch.timeout
+        )
     LOGGER.info(
         f"{colorstr('cspdet:')} torchrun job of {launch.world_size} processes on "
         f"{len({r['host'] for r in reports})} host(s), {dist.get_backend()} on {launch.device.type}"
@@ -237,6 +239,7 @@ def check_run_folder(trainer, launch: Launch):
             f"the run folder {trainer.save_dir} made by rank 0 is not visible to rank {', '.join(blind)}: put "
             "project= on a filesystem that every node shares (checkpoints, resume and the final validation need it)"
         )
+    launch.store.set_timeout(launch.timeout)  # started: from now on the job waits as long as its collectives
 
 
 def init_trainer(original, trainer, cfg=None, overrides=None, _callbacks=None):
@@ -336,7 +339,7 @@ def do_train(original, trainer, *args, **kwargs):
         resume = f"with the same launch and 'resume model={last}'" if last.is_file() else "anew (no last.pt yet)"
         raise LaunchError(
             f"{launch.where()} lost contact with the other processes of the job ({str(e).splitlines()[0]}). "
-            f"A process on another node stopped or the network failed: see every node's log. The job ends on "
+            f"Another process of the job stopped or the network failed: see the log of every node. The job ends on "
             f"every node; start it again {resume} on every node"
         ) from e
 
