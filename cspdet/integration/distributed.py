@@ -88,12 +88,13 @@ def _versions() -> dict:
 
 def _resolved_args(cfg, overrides):
     """The trainer's arguments as BaseTrainer.__init__ will see them, including a resumed checkpoint's."""
-    from ultralytics.cfg import get_cfg
+    from ultralytics.cfg import DEFAULT_CFG_DICT, get_cfg
     from ultralytics.engine.trainer import BaseTrainer
 
+    overrides = {k: v for k, v in (overrides or {}).items() if k in DEFAULT_CFG_DICT}  # not e.g. a HUB "session"
     probe = SimpleNamespace(args=get_cfg(cfg, overrides))
     if probe.args.resume:
-        BaseTrainer.check_resume(probe, overrides or {})  # reads and replaces only .args (and sets .resume)
+        BaseTrainer.check_resume(probe, overrides)  # reads and replaces only .args (and sets .resume)
     return probe.args
 
 

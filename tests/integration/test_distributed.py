@@ -19,12 +19,17 @@ from types import SimpleNamespace
 import pytest
 from conftest import REPO
 
+from cspdet.integration import distributed
 from cspdet.research.ddp_bench import loopback_nodes
 
 PY = sys.executable
 YOLO = Path(PY).with_name("yolo")
 SCRIPT = Path(__file__).with_name("torchrun_train.py")
 TRAIN = {"epochs": 2, "imgsz": 64, "batch": 4, "device": "cpu", "workers": 0, "plots": False}
+
+
+def test_probe_accepts_the_installed_ultralytics():
+    assert distributed.probe() is None
 
 
 @pytest.fixture(scope="module")
