@@ -1,9 +1,11 @@
 """GPU check: training throughput and peak GPU memory with AMP of the weighted twins against their stock models.
 
 Each model trains a fixed number of iterations (epochs x batches of the embedded shapes dataset) with ultralytics'
-own trainer, AMP on; rounds are interleaved and the medians reported, the first epoch being warm-up. Needs a CUDA
-GPU (--device cpu runs the same code on the CPU, as a smoke check). Writes the "GPU training" table into the markdown
-file (default docs/benchmarks.md if the current folder has one). On a lent device machine: `bash tools/gpu_check.sh`.
+own trainer, AMP on; rounds are interleaved and the medians reported, the first epoch being warm-up. With 2 or more
+GPUs, a 1-epoch `yolo train` under torchrun follows (1 node x 2 GPUs, and 2 loopback nodes x 1 GPU, NCCL). Needs a
+CUDA GPU (--device cpu runs the same code on the CPU, as a smoke check). Writes the "GPU training" table into the
+markdown file (default docs/benchmarks.md if the current folder has one). On a lent device machine:
+`bash tools/gpu_check.sh`.
 
     cspdet gpu-check                                   # yolo11_wrc-n vs yolo11n, yolov8_wrc-n vs yolov8n, csp twins
     cspdet gpu-check --models yolo11_wrc-s.yaml yolo11s.yaml --batch 64
@@ -40,6 +42,7 @@ def run(args) -> int:
     from cspdet.cli.bench import DEFAULT_DOC
     from cspdet.research import benchmark
     from cspdet.research.benchdoc import markdown_table, update_section
+    from cspdet.research.ddp_bench import torchrun_check
 
     cuda = args.device != "cpu"
     if cuda and not torch.cuda.is_available():
@@ -52,6 +55,7 @@ def run(args) -> int:
                 run = benchmark.training_run(m, args.data, args.epochs, args.imgsz, args.batch, args.device, Path(tmp))
                 results[m].append(run)
                 print(f"round {r + 1} {m}: {run}", flush=True)
+        launches = torchrun_check(Path(tmp) / "torchrun") if cuda and torch.cuda.device_count() >= 2 else []
     rows = []
     for m, runs in results.items():
         speed = statistics.median(x["images/s"] for x in runs)
@@ -62,6 +66,10 @@ def run(args) -> int:
         f"{args.batch}, {args.epochs} epochs (the first is warm-up), {args.rounds} interleaved rounds, medians.\n\n"
         + markdown_table(["model", "train images/s", "peak GPU memory allocated (GiB)", "iterations"], rows)
     )
+    if launches:
+        body += "\n\n`yolo train` under torchrun, 1 epoch of a small shapes set:\n\n" + markdown_table(
+            ["layout", "backend", "seconds"], [[r["layout"], r["backend"], f"{r['seconds']:.0f}"] for r in launches]
+        )
     print(body)
     doc = args.doc or (DEFAULT_DOC if DEFAULT_DOC.is_file() else None)
     if doc:
