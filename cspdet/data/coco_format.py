@@ -143,13 +143,11 @@ class FieldChecker:
     def fail(self, message: str):
         raise CocoFormatError(f"{self.file}: {message}")
 
-    def section(self, d: dict, section: str, empty_ok: bool = False) -> list:
+    def section(self, d: dict, section: str) -> list:
         """The list of objects ``d[section]`` of a COCO instances JSON."""
         if section not in d:
             self.fail(f"missing top-level key '{section}' (a COCO instances JSON has 'images', 'annotations' and "
                       "'categories')")  # fmt: skip
-        if not d[section] and not empty_ok and isinstance(d[section], list):
-            self.fail(f"'{section}' is empty")
         return self.objects(d[section], f"'{section}'", section)
 
     def objects(self, records, what: str, section: str) -> list:
@@ -309,9 +307,10 @@ def check_instances(d, file) -> Instances:
     if not isinstance(d, dict):
         check.fail(f"the top level must be an object with 'images', 'annotations' and 'categories', got "
                    f"{type(d).__name__}")  # fmt: skip
-    categories = check.section(d, "categories")
-    images = check.section(d, "images")
-    annotations = check.section(d, "annotations", empty_ok=True)
+    images, annotations, categories = (check.section(d, section) for section in ("images", "annotations", "categories"))
+    for section, records in (("images", images), ("categories", categories)):
+        if not records:
+            check.fail(f"'{section}' is empty")
 
     category_ids = check.ints("categories", categories, "id")
     check.unique("categories", categories, "id", category_ids.tolist())

@@ -1,7 +1,7 @@
 """Mutation fuzzing of COCO instances JSON through cspdet's training parser, its scorer and the ultralytics trainer.
 
-From one valid file, ``mutate`` makes variants of it (mutant ``i`` depends only on the seed and ``i``, so a sample is
-a prefix of the full run). Each mutant must end in one of two ways:
+From one valid file, ``mutants`` makes distinct variants of it in a fixed order for a seed (so a sample is a prefix of
+the full run). Each mutant must end in one of two ways:
 
 - it works: training (``load_coco``) and scoring (``load_annotations``) both accept it, cspdet's scores equal
   pycocotools' on the same file and predictions, the scorer counts as instances exactly the boxes that training keeps
@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import io
+import itertools
 import json
 import logging
 import math
@@ -41,8 +43,20 @@ from cspdet.eval.results import CocoResults
 SECTIONS = ("images", "annotations", "categories")
 NON_ASCII = ("猫", "Ünïcödé", "café", "cafe\u0301", "🚀", "עברית", "\u200b", "Ω≈ç√", "\ud800", "ﬁ", "日本/画像")
 HUGE = (1e300, 2**31, 2**53 + 1, 2**63, 2**64, 10**30, 1e18)
-EXTRA_KEYS = ("ignore", "score", "keypoints", "num_keypoints", "segmentation", "attributes", "track_id", "licenses",
-              "info", "bbox_mode", "ünknown", "")  # fmt: skip
+EXTRA_KEYS = (
+    "ignore",
+    "score",
+    "keypoints",
+    "num_keypoints",
+    "segmentation",
+    "attributes",
+    "track_id",
+    "licenses",
+    "info",
+    "bbox_mode",
+    "ünknown",
+    "",
+)
 EXTRA_VALUES = (1, -1, 0.5, "x", None, True, [], {}, float("nan"), [1, 2, 3], {"a": 1}, "\ud800")
 VERDICTS = ("works", "rejected", "stopped", "crash", "disagree", "unnamed", "inconsistent", "after-training")
 FINDINGS = VERDICTS[3:]
@@ -106,8 +120,9 @@ def seed_dataset(folder: str | Path, images: int = 6, size: int = 64, seed: int 
 
 def _records(doc, rng, sections=SECTIONS):
     """(section, index, record) of a random object record, or None."""
-    choices = [(s, i) for s in sections if isinstance(doc.get(s), list) for i, r in enumerate(doc[s])
-               if isinstance(r, dict)]  # fmt: skip
+    choices = [
+        (s, i) for s in sections if isinstance(doc.get(s), list) for i, r in enumerate(doc[s]) if isinstance(r, dict)
+    ]
     if not choices:
         return None
     s, i = choices[rng.integers(len(choices))]
@@ -181,8 +196,11 @@ def _annotation_and_image(doc, rng):
     if picked is None:
         return None
     _, i, a = picked
-    images = {im.get("id"): im for im in doc.get("images", []) if isinstance(im, dict)} if isinstance(
-        doc.get("images"), list) else {}  # fmt: skip
+    images = (
+        {im.get("id"): im for im in doc.get("images", []) if isinstance(im, dict)}
+        if isinstance(doc.get("images"), list)
+        else {}
+    )
     im = images.get(a.get("image_id"), {})
     return i, a, im.get("width", 64), im.get("height", 64)
 
@@ -249,13 +267,16 @@ def unknown_id(doc, rng, mutant):
 
 
 def empty_section(doc, rng, mutant):
-    section = _pick(rng, SECTIONS)
-    new = _pick(rng, [[], None, {}, "x", "missing"])
-    if new == "missing":
-        doc.pop(section, None)
-        return f"removed '{section}'"
-    doc[section] = new
-    return f"'{section}' = {new!r}"
+    what = []
+    for section in SECTIONS:
+        if rng.random() < 0.5 or (section == SECTIONS[-1] and not what):
+            new = _pick(rng, [[], None, {}, "x", 0, "missing"])
+            if new == "missing":
+                doc.pop(section, None)
+            else:
+                doc[section] = new
+            what.append(f"'{section}' {'removed' if new == 'missing' else f'= {new!r}'}")
+    return ", ".join(what)
 
 
 def non_ascii(doc, rng, mutant):
@@ -293,16 +314,18 @@ def extra_keys(doc, rng, mutant):
 
 
 def path_escape(doc, rng, mutant):
-    picked = _records(doc, rng, ("images",))
-    if picked is None:
-        return "no image"
-    _, i, im = picked
-    old = im.get("file_name", "x.jpg")
-    old = old if isinstance(old, str) else "x.jpg"
-    options = ["../x.jpg", "/tmp/x.jpg", "a/../../x.jpg", "C:\\x.jpg", "..\\x.jpg", "//server/x.jpg", f"./{old}",
-               f"sub/../{old}", f"{old}/", "x\0.jpg", ".", "", f"images/../../{old}"]  # fmt: skip
-    im["file_name"] = _pick(rng, options)
-    return f"images[{i}].file_name = {im['file_name']!r}"
+    what = []
+    for _ in range(int(rng.integers(1, 3))):
+        picked = _records(doc, rng, ("images",))
+        if picked is None:
+            return "no image"
+        _, i, im = picked
+        old = im.get("file_name") if isinstance(im.get("file_name"), str) else "x.jpg"
+        options = ["../{}", "/tmp/{}", "a/../../{}", "C:\\{}", "..\\{}", "//server/{}", "./{}", "sub/../{}", "{}/",
+                   "{}\0", ".", "", "images/../../{}", "~/{}", "{}/..", "./../{}"]  # fmt: skip
+        im["file_name"] = _pick(rng, options).format(old)
+        what.append(f"images[{i}].file_name = {im['file_name']!r}")
+    return ", ".join(what)
 
 
 def record_type(doc, rng, mutant):
@@ -355,10 +378,11 @@ def invalid_json(text: bytes, rng) -> tuple[bytes, str]:
     return options[name](), name
 
 
-def mutate(seed_doc: dict, index: int, seed: int = 0) -> Mutant:
-    """Mutant ``index`` of ``seed_doc``: kind ``KINDS[index % len(KINDS)]``, random choices seeded by (seed, index)."""
-    rng = np.random.default_rng([seed, index])
-    kind = KINDS[index % len(KINDS)]
+def mutate(seed_doc: dict, index: int, seed: int = 0, attempt: int = 0, kind: str | None = None) -> Mutant:
+    """Mutant ``index`` of ``seed_doc``: kind ``KINDS[index % len(KINDS)]`` unless given, random choices seeded by
+    (seed, index, attempt)."""
+    rng = np.random.default_rng([seed, index, attempt])
+    kind = kind or KINDS[index % len(KINDS)]
     doc = copy.deepcopy(seed_doc)
     mutant = Mutant(index, kind, "", b"")
     if kind == "invalid-json":
@@ -374,6 +398,19 @@ def mutate(seed_doc: dict, index: int, seed: int = 0) -> Mutant:
         what.append(f"invalid-json: {name}")
     mutant.what, mutant.text = "; ".join(what), text
     return mutant
+
+
+def mutants(seed_doc: dict, seed: int = 0):
+    """Endless distinct mutants of ``seed_doc``; a kind that makes no new file in 20 attempts gives way to 'combo'."""
+    seen = set()
+    for index in itertools.count():
+        for attempt in itertools.count():
+            mutant = mutate(seed_doc, index, seed, attempt, None if attempt < 20 else "combo")
+            digest = hashlib.sha256(mutant.text).digest()
+            if digest not in seen:
+                seen.add(digest)
+                yield mutant
+                break
 
 
 # ------------------------------------------------------------------------------------------------------ the checks
@@ -410,14 +447,16 @@ def _predictions(dataset: dict, rng) -> list[dict]:
         x, y, w, h = a["bbox"]
         jitter = rng.normal(0, 0.1, 4) * [w, h, w, h]
         box = [float(v) for v in (x + jitter[0], y + jitter[1], abs(w + jitter[2]), abs(h + jitter[3]))]
-        predictions.append({"image_id": a["image_id"], "category_id": a["category_id"], "bbox": box,
-                            "score": float(rng.random())})  # fmt: skip
+        predictions.append(
+            {"image_id": a["image_id"], "category_id": a["category_id"], "bbox": box, "score": float(rng.random())}
+        )
     for im in dataset["images"]:
         for _ in range(int(rng.integers(3))):
             w, h = float(im["width"]), float(im["height"])
             box = [float(v) for v in (*rng.uniform(0, (w, h)), *rng.uniform(1, (w / 2 + 1, h / 2 + 1)))]
-            predictions.append({"image_id": im["id"], "category_id": _pick(rng, categories), "bbox": box,
-                                "score": float(rng.random())})  # fmt: skip
+            predictions.append(
+                {"image_id": im["id"], "category_id": _pick(rng, categories), "bbox": box, "score": float(rng.random())}
+            )
     return predictions
 
 
@@ -468,8 +507,10 @@ def check_parse_and_score(mutant: Mutant, folder: Path, image_dir: Path) -> Outc
         problem = _agree_with_pycocotools(gt.dataset, predictions, metrics)
         instances = sum(c["instances"] for c in metrics["per_class"])
         if not problem and instances != index.counts["boxes"] + index.counts["dropped"]:
-            problem = f"{instances} instances scored, training kept {index.counts['boxes']} and dropped " \
-                      f"{index.counts['dropped']}"  # fmt: skip
+            problem = (
+                f"{instances} instances scored, training kept {index.counts['boxes']} and dropped "
+                f"{index.counts['dropped']}"
+            )
         results = CocoResults(path, image_dir, [str(image_dir / f) for f in index.files.tolist()])
         if not problem and sorted(results.image_ids.values()) != sorted(index.image_ids.tolist()):
             problem = "the split's images do not map to the file's image ids"
@@ -480,8 +521,10 @@ def check_parse_and_score(mutant: Mutant, folder: Path, image_dir: Path) -> Outc
 
 def _training_input(index) -> tuple:
     """What the trainer and the validator read of a parsed file: mutants with equal inputs train alike."""
-    return tuple(np.asarray(getattr(index, k)).tobytes() for k in ("names", "category_ids", "image_ids", "files",
-                 "sizes", "cls", "boxes", "offsets")) + (tuple(sorted(index.counts.items())),)  # fmt: skip
+    return tuple(
+        np.asarray(getattr(index, k)).tobytes()
+        for k in ("names", "category_ids", "image_ids", "files", "sizes", "cls", "boxes", "offsets")
+    ) + (tuple(sorted(index.counts.items())),)
 
 
 def check_training(mutant: Mutant, folder: Path, seed_images: Path, model: str = "csp_wrc-n.yaml") -> Outcome:
@@ -498,17 +541,37 @@ def check_training(mutant: Mutant, folder: Path, seed_images: Path, model: str =
             shutil.copy(seed_images / old, target)
     path = folder / "instances.json"
     path.write_bytes(mutant.text)
-    (folder / "data.yaml").write_text(json.dumps({"path": str(folder), "train": "images", "val": "images",
-                                                  "annotations": {"train": path.name, "val": path.name}}))  # fmt: skip
+    (folder / "data.yaml").write_text(
+        json.dumps(
+            {
+                "path": str(folder),
+                "train": "images",
+                "val": "images",
+                "annotations": {"train": path.name, "val": path.name},
+            }
+        )
+    )
     started = []
     output = io.StringIO()
     try:
         yolo = YOLO(model)
         yolo.add_callback("on_train_batch_start", lambda trainer: started.append(trainer.epoch))
         with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
-            yolo.train(data=str(folder / "data.yaml"), epochs=1, imgsz=64, batch=16, workers=0, device="cpu",
-                       plots=False, amp=False, project=str(folder), name="run", exist_ok=True, verbose=False,
-                       seed=0)  # fmt: skip
+            yolo.train(
+                data=str(folder / "data.yaml"),
+                epochs=1,
+                imgsz=64,
+                batch=16,
+                workers=0,
+                device="cpu",
+                plots=False,
+                amp=False,
+                project=str(folder),
+                name="run",
+                exist_ok=True,
+                verbose=False,
+                seed=0,
+            )
     except Exception as e:
         detail = "".join(traceback.format_exception(e))
         if started:
@@ -544,19 +607,41 @@ class FuzzReport:
         return [o for o in self.outcomes if o.verdict in FINDINGS]
 
     def errors(self, top: int = 12) -> list[tuple[str, int]]:
-        """The most frequent rejection messages, with record numbers and values generalised."""
-        pattern = re.compile(r"^.*?: |\[\d+\]|\(id [^)]*\)|, got .*$| \d+ is not in| '[^']*' is a duplicate")
-        return Counter(pattern.sub("", o.detail) for o in self.outcomes if o.verdict == "rejected").most_common(top)
+        """The most frequent rejection messages, with the file, record numbers, ids and values generalised."""
+        generalise = [
+            (r"^.*?: ", ""),
+            (r"\[\d+\]", "[i]"),
+            (r" \(id [^)]*\)", ""),
+            (r", got .*$", ""),
+            (r"'(\w+)' \S+ is not in", r"'\1' ... is not in"),
+            (r"'(\w+)' .* is a duplicate of", r"'\1' ... is a duplicate of"),
+            (r" \(\d+ of \d+ annotations\)", ""),
+            (r"line \d+ column \d+ \(char \d+\)", "line L column C"),
+        ]
+        messages = []
+        for o in self.outcomes:
+            if o.verdict == "rejected":
+                message = o.detail
+                for pattern, replacement in generalise:
+                    message = re.sub(pattern, replacement, message)
+                messages.append(message)
+        return Counter(messages).most_common(top)
 
 
-def run_fuzz(seed_json: str | Path, image_dir: str | Path, mutants: int = 2000, seed: int = 0, train: bool = False,
-             folder: str | Path = "fuzz") -> FuzzReport:  # fmt: skip
-    """Check ``mutants`` mutants of ``seed_json`` (whose images are in ``image_dir``); see the module docstring.
+def run_fuzz(
+    seed_json: str | Path,
+    image_dir: str | Path,
+    count: int = 2000,
+    seed: int = 0,
+    train: bool = False,
+    folder: str | Path = "fuzz",
+) -> FuzzReport:
+    """Check ``count`` mutants of ``seed_json`` (whose images are in ``image_dir``); see the module docstring.
 
     Args:
         seed_json (str | Path): A valid COCO instances JSON.
         image_dir (str | Path): Its images.
-        mutants (int): How many mutants.
+        count (int): How many mutants.
         seed (int): Seed of the mutations.
         train (bool): Also train one step on every mutant that passes, once per distinct training input.
         folder (str | Path): Working folder (emptied first).
@@ -569,15 +654,14 @@ def run_fuzz(seed_json: str | Path, image_dir: str | Path, mutants: int = 2000, 
     """
     seed_json, image_dir, folder = Path(seed_json), Path(image_dir), Path(folder)
     load_annotations(seed_json)  # the seed must be valid
-    seed_doc = json.loads(seed_json.read_bytes())
+    stream = mutants(json.loads(seed_json.read_bytes()), seed)
     shutil.rmtree(folder, ignore_errors=True)
     (folder / "parse").mkdir(parents=True)
     outcomes, trained = [], {}
     level = LOGGER.level
     LOGGER.setLevel(logging.ERROR)
     try:
-        for i in TQDM(range(mutants), desc=f"Fuzzing {seed_json.name}"):
-            mutant = mutate(seed_doc, i, seed)
+        for mutant in TQDM(itertools.islice(stream, count), total=count, desc=f"Fuzzing {seed_json.name}"):
             outcome = check_parse_and_score(mutant, folder / "parse", image_dir)
             if train and outcome.verdict == "works":
                 key = (_training_input(load_coco(folder / "parse" / "instances.json")), tuple(mutant.renamed.items()))
@@ -588,3 +672,43 @@ def run_fuzz(seed_json: str | Path, image_dir: str | Path, mutants: int = 2000, 
     finally:
         LOGGER.setLevel(level)
     return FuzzReport(outcomes, len(trained), "trained one step, parsed and scored" if train else "parsed and scored")
+
+
+def fuzz_tables(report: FuzzReport) -> str:
+    """The report as markdown: outcomes per mutation kind, the most frequent rejections and every finding."""
+    from cspdet.research.benchdoc import markdown_table
+
+    counts = report.counts()
+    rows = [
+        [kind, sum(c.values()), c["works"], c["rejected"], c["stopped"], sum(c[v] for v in FINDINGS)]
+        for kind, c in counts.items()
+    ]
+    rows[-1] = [f"**{v}**" for v in rows[-1]]
+    lines = [
+        f"Each mutant was {report.level}"
+        + (f" ({report.trained} distinct training inputs trained one step each)." if report.trained else "."),
+        "",
+        markdown_table(
+            ["mutation", "mutants", "work", "rejected, naming file and field", "stopped before training", "findings"],
+            rows,
+        ),
+        "",
+        "Most frequent rejections (record numbers, ids and values left out):",
+        "",
+        markdown_table(["error", "mutants"], [[f"`{e}`", n] for e, n in report.errors()]),
+    ]
+    findings = report.findings()
+    if findings:
+        lines += ["", f"Findings ({len(findings)}):", ""]
+        rows = [
+            [
+                o.mutant.index,
+                o.mutant.kind,
+                o.verdict,
+                f"`{o.mutant.what[:100]}`",
+                f"`{(o.detail.strip().splitlines() or [''])[-1][:160]}`",
+            ]
+            for o in findings[:30]
+        ]
+        lines.append(markdown_table(["mutant", "kind", "verdict", "mutation", "error"], rows))
+    return "\n".join(lines)
