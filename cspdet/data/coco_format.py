@@ -36,7 +36,15 @@ LIMIT = 2**31  # sizes, coordinates and areas' sides stay below it
 ID_RANGE = (-(2**63), 2**63)  # int64
 # Segmentation values hold most of a COCO JSON's numbers, and box training and scoring never read them: cut well-formed
 # ones (polygon lists or RLE dicts) out of the text before json.loads, which divides parse time and memory by three.
-_SEGMENTATION = re.compile(rb'"segmentation"\s*:\s*(?:\[[-+0-9.eE,\s\[\]]*\]|\{[^{}]*\})')
+_WS = r"[ \t\n\r]*"  # JSON whitespace
+_NUMBER = r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?"
+_NUMBERS = rf"\[{_WS}(?:{_NUMBER}(?:{_WS},{_WS}{_NUMBER})*)?{_WS}\]"
+_COUNTS = rf'"counts"{_WS}:{_WS}(?:"(?:[ !#-\[\]-~]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{{4}})*"|{_NUMBERS})'
+_SIZE = rf'"size"{_WS}:{_WS}{_NUMBERS}'
+_SEGMENTATION = re.compile(  # only well-formed JSON is cut: a syntax error anywhere fails as it would in json.loads
+    rf'"segmentation"{_WS}:{_WS}(?:\[{_WS}(?:{_NUMBERS}(?:{_WS},{_WS}{_NUMBERS})*)?{_WS}\]'
+    rf"|\{{{_WS}(?:{_COUNTS}{_WS},{_WS}{_SIZE}|{_SIZE}{_WS},{_WS}{_COUNTS}){_WS}\}})".encode()
+)
 _MISSING = object()
 
 

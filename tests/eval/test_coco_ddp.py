@@ -77,7 +77,7 @@ def test_rank_zero_scores_every_shard(tmp_path):
     out = run([sys.executable, str(script)], cwd=tmp_path)
     assert "rank 0 validated 2 images" in out.stdout and "rank 1 validated 2 images" in out.stdout
     ddp, single = (
-        {name: json.loads((tmp_path / run_dir / name).read_text()) for name in ("predictions.json", "coco_metrics.json")}
+        {f: json.loads((tmp_path / run_dir / f).read_text()) for f in ("predictions.json", "coco_metrics.json")}
         for run_dir in ("ddp", "single")
     )
     key = lambda p: (p["image_id"], p["category_id"], p["score"], p["bbox"])  # noqa: E731
