@@ -39,6 +39,7 @@ from cspdet.data.coco import cache_path, load_coco
 from cspdet.data.coco_format import CocoFormatError
 from cspdet.eval.coco import METRIC_KEYS, evaluate, load_annotations
 from cspdet.eval.results import CocoResults
+from cspdet.files import atomic_write
 
 SECTIONS = ("images", "annotations", "categories")
 NON_ASCII = ("猫", "Ünïcödé", "café", "cafe\u0301", "🚀", "עברית", "\u200b", "Ω≈ç√", "\ud800", "ﬁ", "日本/画像")
@@ -111,7 +112,8 @@ def seed_dataset(folder: str | Path, images: int = 6, size: int = 64, seed: int 
     cv2.imwrite(str(folder / "images" / background["file_name"]), np.full((size, size, 3), 114, np.uint8))
     d["images"].append(background)
     path = folder / "instances.json"
-    path.write_text(json.dumps(d))
+    with atomic_write(path) as f:
+        f.write(json.dumps(d))
     return path
 
 
@@ -711,4 +713,4 @@ def fuzz_tables(report: FuzzReport) -> str:
             for o in findings[:30]
         ]
         lines.append(markdown_table(["mutant", "kind", "verdict", "mutation", "error"], rows))
-    return "\n".join(lines)
+    return "\n".join(lines).encode("utf-8", "backslashreplace").decode()  # mutations may hold lone surrogates
