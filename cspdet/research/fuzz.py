@@ -534,6 +534,7 @@ def check_training(mutant: Mutant, folder: Path, seed_images: Path, model: str =
     that the final validation scored it like pycocotools does."""
     from ultralytics import YOLO
 
+    folder = Path(folder).resolve()  # ultralytics puts a relative project under its runs folder
     shutil.rmtree(folder, ignore_errors=True)
     shutil.copytree(seed_images, folder / "images")
     for new, old in mutant.renamed.items():
@@ -591,11 +592,11 @@ def check_training(mutant: Mutant, folder: Path, seed_images: Path, model: str =
 
 @dataclass
 class FuzzReport:
-    """Outcomes of a run, by mutation kind; ``trained`` counts the distinct training inputs that were trained."""
+    """Outcomes of a run, by mutation kind; ``trained``: distinct training inputs trained (None: parsing and scoring
+    only)."""
 
     outcomes: list
-    trained: int = 0
-    level: str = "parse and score"
+    trained: int | None = None
 
     def counts(self) -> dict:
         """{kind: Counter of verdicts}, plus 'all'."""
@@ -654,7 +655,7 @@ def run_fuzz(
     Raises:
         CocoFormatError: The seed file itself is invalid.
     """
-    seed_json, image_dir, folder = Path(seed_json), Path(image_dir), Path(folder)
+    seed_json, image_dir, folder = Path(seed_json), Path(image_dir).resolve(), Path(folder).resolve()
     load_annotations(seed_json)  # the seed must be valid
     stream = mutants(json.loads(seed_json.read_bytes()), seed)
     shutil.rmtree(folder, ignore_errors=True)
@@ -673,7 +674,7 @@ def run_fuzz(
             outcomes.append(outcome)
     finally:
         LOGGER.setLevel(level)
-    return FuzzReport(outcomes, len(trained), "trained one step, parsed and scored" if train else "parsed and scored")
+    return FuzzReport(outcomes, len(trained) if train else None)
 
 
 def fuzz_tables(report: FuzzReport) -> str:
@@ -687,8 +688,13 @@ def fuzz_tables(report: FuzzReport) -> str:
     ]
     rows[-1] = [f"**{v}**" for v in rows[-1]]
     lines = [
-        f"Each mutant was {report.level}"
-        + (f" ({report.trained} distinct training inputs trained one step each)." if report.trained else "."),
+        "Each mutant was parsed for training and for scoring, and scored against pycocotools"
+        + (
+            f"; each that passed also trained one step and was scored by the final validation ({report.trained} "
+            "distinct training inputs)."
+            if report.trained is not None
+            else "."
+        ),
         "",
         markdown_table(
             ["mutation", "mutants", "work", "rejected, naming file and field", "stopped before training", "findings"],
