@@ -418,8 +418,8 @@ def mutants(seed_doc: dict, seed: int = 0):
 # ------------------------------------------------------------------------------------------------------ the checks
 
 
-def _pycocotools(dataset: dict, predictions: list) -> np.ndarray:
-    """pycocotools' 12 numbers for box predictions on a (checked, area-filled) dataset."""
+def _pycocotools(dataset: dict, predictions: list, image_ids=None) -> np.ndarray:
+    """pycocotools' 12 numbers for box predictions on a (checked, area-filled) dataset, on ``image_ids`` if given."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -433,6 +433,8 @@ def _pycocotools(dataset: dict, predictions: list) -> np.ndarray:
         dt.dataset = {"images": dataset["images"], "categories": dataset["categories"], "annotations": results}
         dt.createIndex()
         evaluator = COCOeval(gt, dt, "bbox")
+        if image_ids is not None:
+            evaluator.params.imgIds = sorted(image_ids)
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
@@ -462,9 +464,9 @@ def _predictions(dataset: dict, rng) -> list[dict]:
     return predictions
 
 
-def _agree_with_pycocotools(dataset: dict, predictions: list, metrics: dict) -> str:
+def _agree_with_pycocotools(dataset: dict, predictions: list, metrics: dict, image_ids=None) -> str:
     """'' when cspdet's 12 numbers equal pycocotools' on the same input, else what differs."""
-    reference = _pycocotools(dataset, predictions)
+    reference = _pycocotools(dataset, predictions, image_ids)
     ours = np.array([metrics[k] for k in METRIC_KEYS])
     if np.allclose(ours, reference, rtol=0, atol=1e-4):
         return ""
@@ -586,7 +588,9 @@ def check_training(mutant: Mutant, folder: Path, seed_images: Path, model: str =
         return Outcome(mutant, "inconsistent", "the final validation wrote no coco_metrics.json")
     metrics = json.loads((run / "coco_metrics.json").read_text())
     predictions = json.loads((run / "predictions.json").read_text())
-    problem = _agree_with_pycocotools(load_annotations(path).dataset, predictions, metrics)
+    dataset = load_annotations(path).dataset
+    read = [im["id"] for im in dataset["images"] if (folder / "images" / im["file_name"]).is_file()]  # the scored
+    problem = _agree_with_pycocotools(dataset, predictions, metrics, read)
     return Outcome(mutant, "inconsistent" if problem else "works", problem)
 
 
