@@ -16,6 +16,7 @@ from cspdet.errors import CspdetError
 
 COMMANDS = {  # name -> module of cspdet.cli
     "eval": "eval",
+    "fuzz": "fuzz",
     "plot-wrc": "plot_wrc",
     "shapes": "shapes",
     "ablate": "ablate",

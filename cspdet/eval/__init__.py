@@ -2,10 +2,10 @@
 
 import ultralytics  # noqa: F401  (first: cspdet installs itself into ultralytics before its own modules load)
 
+from cspdet.data.coco_format import CocoFormatError
 from cspdet.eval.coco import (
     MAX_DETECTIONS,
     METRIC_KEYS,
-    CocoFormatError,
     evaluate,
     load_annotations,
     metrics_table,

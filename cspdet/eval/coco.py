@@ -7,34 +7,24 @@ of being dropped. The checks run on whole columns at once (numpy), so they add l
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from faster_coco_eval import COCO, COCOeval_faster
 from ultralytics.utils import LOGGER
 
-from cspdet.data.coco import CocoFormatError  # one error type for COCO files, data and evaluation
+from cspdet.data.coco_format import (  # one reader and one set of rules for training and scoring
+    FieldChecker,
+    check_instances,
+    gc_paused,
+    read_instances,
+    read_json,
+)
+from cspdet.files import atomic_write
 
 METRIC_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 MAX_DETECTIONS = 100  # per image, as COCO's results format allows and its evaluator counts (per image and category)
-_KINDS = {"iu": "an integer", "iuf": "a number"}
-
-
-@contextlib.contextmanager
-def _gc_paused():
-    """Pause the cyclic garbage collector: building ~10⁶ dicts and lists would trigger many useless full passes."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 class _COCOeval(COCOeval_faster):
@@ -46,104 +36,18 @@ class _COCOeval(COCOeval_faster):
         return ious.tolist() if isinstance(ious, np.ndarray) else ious
 
 
-@_gc_paused()
-def read_json(path: str | Path):
-    """Parse a JSON file, raising CocoFormatError with the file name when it is missing or not JSON."""
-    try:
-        with open(path, "rb") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise CocoFormatError(f"{path}: file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CocoFormatError(f"{path}: not valid JSON ({e})") from None
-
-
 def save_json(obj, path: str | Path) -> Path:
-    """Write ``obj`` as JSON to ``path`` atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(json.dumps(obj))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _list(data, key: str, source) -> list:
-    if not isinstance(data.get(key), list):
-        raise CocoFormatError(f"{source}: '{key}' must be a list")
-    return data[key]
-
-
-def _valid(value, kinds: str, width: int) -> bool:
-    if isinstance(value, bool) or (width and not isinstance(value, list)):
-        return False
-    array = np.array(value)
-    return array.dtype.kind in kinds and array.shape == ((width,) if width else ()) and bool(np.isfinite(array).all())
-
-
-def _column(records: list, key: str, source, section: str, kinds: str = "iu", width: int = 0, default=None):
-    """Return field ``key`` of every record as an array; raise CocoFormatError naming the first bad record."""
-    shape = (len(records), width) if width else (len(records),)
-    if not records:
-        return np.zeros(shape)
-    try:
-        if default is None:
-            values = np.array([r[key] for r in records])
-        else:
-            values = np.array([r.get(key, default) for r in records])
-        if values.dtype.kind in kinds and values.shape == shape and np.isfinite(values).all():
-            return values
-    except (KeyError, TypeError, AttributeError, ValueError):
-        pass
-    what = f"a list of {width} numbers [x, y, width, height]" if width else _KINDS[kinds]
-    for i, r in enumerate(records):
-        if not isinstance(r, dict):
-            raise CocoFormatError(f"{source}: {section}[{i}] must be an object, got {type(r).__name__}")
-        if default is None and key not in r:
-            raise CocoFormatError(f"{source}: {section}[{i}] has no '{key}'")
-        if not _valid(r.get(key, default), kinds, width):
-            raise CocoFormatError(f"{source}: {section}[{i}].{key} must be {what}, got {r.get(key, default)!r}")
-    raise CocoFormatError(f"{source}: '{section}' has an invalid '{key}'")  # no single record failed (not expected)
-
-
-def _unique(ids: np.ndarray, source, section: str):
-    values, counts = np.unique(ids, return_counts=True)
-    if (counts > 1).any():
-        raise CocoFormatError(f"{source}: {section} id {values[counts > 1][0]} is used more than once")
-
-
-def _known(ids: np.ndarray, known, source, section: str, field: str, against) -> None:
-    unknown = ~np.isin(ids, known)
-    if unknown.any():
-        i = int(np.flatnonzero(unknown)[0])
-        raise CocoFormatError(
-            f"{source}: {field} not in {against} in {int(unknown.sum())} of {len(ids)} {section}, "
-            f"e.g. {section}[{i}].{field} = {ids[i]}"
-        )
-
-
-def _first_bad(bad: np.ndarray, source, section: str, problem: str):
-    """Raise CocoFormatError for the first record of ``section`` flagged in ``bad``."""
-    if bad.any():
-        raise CocoFormatError(f"{source}: {section}[{int(np.flatnonzero(bad)[0])}].{problem}")
-
-
-def _boxes(records: list, source, section: str) -> np.ndarray:
-    boxes = _column(records, "bbox", source, section, "iuf", 4).astype(np.float64)
-    _first_bad((boxes[:, 2:] < 0).any(1), source, section, "bbox has a negative width or height")
-    return boxes
+    """Write ``obj`` as JSON to ``path``, whole or not at all."""
+    with atomic_write(path, "w", encoding="utf-8") as f:
+        f.write(json.dumps(obj))
+    return Path(path)
 
 
 def load_annotations(source: str | Path | dict, name: str | None = None) -> COCO:
-    """Load and check a COCO annotation file (or dict) for box evaluation.
+    """Load and check a COCO annotation file (or dict) for box evaluation, with the rules training applies.
 
-    Annotations are renumbered 1..N internally: the evaluator uses annotation ids as match markers, so a duplicate id
-    or an id of 0 would silently change the numbers.
+    An annotation without ``area`` gets its box's width x height. Annotations are renumbered 1..N internally: the
+    evaluator uses annotation ids as match markers, so a duplicate id or an id of 0 would silently change the numbers.
 
     Args:
         source (str | Path | dict): Annotation JSON file, or its parsed content (used as is, not copied).
@@ -153,38 +57,33 @@ def load_annotations(source: str | Path | dict, name: str | None = None) -> COCO
         (COCO): faster-coco-eval's COCO index, with ``annotation_file`` set to the name.
     """
     name = name or str(source if not isinstance(source, dict) else "annotations")
-    data = source if isinstance(source, dict) else read_json(source)
-    if not isinstance(data, dict):
-        raise CocoFormatError(f"{name}: must be a JSON object with 'images', 'annotations' and 'categories'")
-    images, annotations, categories = (_list(data, k, name) for k in ("images", "annotations", "categories"))
-    image_ids = _column(images, "id", name, "images")
-    category_ids = _column(categories, "id", name, "categories")
-    _unique(image_ids, name, "image")
-    _unique(category_ids, name, "category")
-    for field, known in (("image_id", image_ids), ("category_id", category_ids)):
-        _known(_column(annotations, field, name, "annotations"), known, name, "annotations", field, name)
-    _boxes(annotations, name, "annotations")
-    _first_bad(_column(annotations, "area", name, "annotations", "iuf") < 0, name, "annotations", "area is negative")
-    crowd = _column(annotations, "iscrowd", name, "annotations", default=0)
-    _first_bad(~np.isin(crowd, (0, 1)), name, "annotations", "iscrowd must be 0 or 1")
+    data = source if isinstance(source, dict) else read_instances(source)
+    found = check_instances(data, name)
+    annotations = data["annotations"]
+    for k in np.flatnonzero(found.no_area).tolist():
+        annotations[k]["area"] = float(found.boxes[k, 2] * found.boxes[k, 3])
     for k, annotation in enumerate(annotations, 1):
         annotation["id"] = k
-    gt = COCO(data)
+    with gc_paused():
+        gt = COCO(data)
     gt.annotation_file = name
     return gt
 
 
 def _check_predictions(predictions, gt: COCO, name: str) -> np.ndarray:
     """Check a COCO results list against the annotations; return its boxes as an (N, 4) array."""
+    check = FieldChecker(name)
     if not isinstance(predictions, list):
-        raise CocoFormatError(f"{name}: must be a JSON list of detections (COCO results format)")
-    image_ids = _column(predictions, "image_id", name, "predictions")
-    category_ids = _column(predictions, "category_id", name, "predictions")
-    _known(image_ids, list(gt.imgs), name, "predictions", "image_id", gt.annotation_file)
-    _known(category_ids, list(gt.cats), name, "predictions", "category_id", gt.annotation_file)
-    _column(predictions, "score", name, "predictions", "iuf")
-    boxes = _boxes(predictions, name, "predictions")
-    crowded = int((np.unique(image_ids, return_counts=True)[1] > MAX_DETECTIONS).sum())
+        check.fail(f"must be a JSON list of detections (COCO results format), got {type(predictions).__name__}")
+    check.objects(predictions, "predictions", "predictions")
+    for field, ids, what in (("image_id", gt.imgs, "images"), ("category_id", gt.cats, "categories")):
+        values = check.ints("predictions", predictions, field)
+        where = f"the {what} of {gt.annotation_file}"
+        check.known("predictions", predictions, field, values, np.array(list(ids)), where)
+    check.numbers("predictions", predictions, "score", "a finite number", np.isfinite)
+    boxes = check.boxes("predictions", predictions)
+    per_image = np.unique([p["image_id"] for p in predictions], return_counts=True)[1]
+    crowded = int((per_image > MAX_DETECTIONS).sum())
     if crowded:
         LOGGER.warning(
             f"{name}: {crowded} images have more than {MAX_DETECTIONS} detections; COCO's results format allows "
@@ -208,7 +107,7 @@ def _results(gt: COCO, predictions: list, boxes: np.ndarray) -> COCO:
     return res
 
 
-@_gc_paused()
+@gc_paused()
 def evaluate(gt: COCO, predictions: list, image_ids=None, name: str = "predictions") -> dict:
     """Check box predictions and score them with COCOeval_faster: the 12 standard numbers and the per-class AP.
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 from ultralytics.utils import LOGGER
 
-from cspdet.eval.coco import MAX_DETECTIONS, CocoFormatError, evaluate, load_annotations, save_json
+from cspdet.data.coco_format import CocoFormatError
+from cspdet.eval.coco import MAX_DETECTIONS, evaluate, load_annotations, save_json
 
 
 class CocoResults:
@@ -27,11 +28,7 @@ class CocoResults:
     def __init__(self, annotations: str | Path, image_dir: str | Path, image_files: list[str]):
         self.annotations = str(annotations)
         self.gt = load_annotations(annotations)
-        names = {}
-        for i, image in enumerate(self.gt.dataset["images"]):
-            if not isinstance(image.get("file_name"), str):
-                raise CocoFormatError(f"{annotations}: images[{i}] has no 'file_name'")
-            names[posixpath.normpath(image["file_name"])] = image["id"]
+        names = {posixpath.normpath(image["file_name"]): image["id"] for image in self.gt.dataset["images"]}
         self.image_ids = {}
         for file in image_files:
             name = Path(os.path.relpath(file, image_dir)).as_posix()

@@ -25,10 +25,10 @@ def wrap(owner, name: str, replacement):
 
 def _fuse(original, model, *args, **kwargs):
     """BaseModel.fuse, then fold cspdet's shortcut weights into the fused convs (no inference cost, same outputs)."""
+    from cspdet.nn.fold import fold_shortcuts
+
     result = original(model, *args, **kwargs)
-    for module in model.modules():
-        if hasattr(module, "fuse_shortcuts"):
-            module.fuse_shortcuts()
+    fold_shortcuts(model)
     return result
 
 

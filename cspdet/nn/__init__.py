@@ -3,6 +3,7 @@
 import ultralytics  # noqa: F401  (first: cspdet installs itself into ultralytics before its own modules load)
 
 from cspdet.nn.blocks import ResidualBlock, WeightedResidualBlock, WRCBottleneck
+from cspdet.nn.fold import fold_shortcuts
 from cspdet.nn.stages import C3WRC, C2fWRC, C3k2WRC, C3kWRC, CSPBlock
 from cspdet.nn.wrc import PRESETS, WeightedShortcut, WRCSpec
 
@@ -18,4 +19,5 @@ __all__ = [
     "WRCSpec",
     "WeightedResidualBlock",
     "WeightedShortcut",
+    "fold_shortcuts",
 ]

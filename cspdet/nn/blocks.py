@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from ultralytics.nn.modules import Bottleneck, Conv
 
-from cspdet.nn.fold import scale_output
+from cspdet.nn.fold import coefficients, foldable, require_fused, scale_output
 from cspdet.nn.wrc import WeightedShortcut, WRCSpec
 
 
@@ -39,17 +39,18 @@ class ResidualBlock(nn.Module):
         self.wrc = weighted_shortcut(c2, wrc, self.cv2)
 
     def fuse_shortcuts(self):
-        """Fold alpha into cv2 and beta into the projection (after fuse()); an identity keeps one addcmul."""
+        """Fold alpha into cv2 and beta into the projection (after fuse()) where foldable; an identity keeps beta."""
         if self.wrc is None or self.wrc.frozen:
             return
-        with torch.no_grad():
-            a, b = (w.flatten() for w in self.wrc.coefficients())
-        scale_output(self.cv2, a)
-        if isinstance(self.shortcut, Conv):
+        require_fused(self)
+        a, b = coefficients(self.wrc, self.cv2.conv.out_channels)
+        if foldable(a):
+            scale_output(self.cv2, a)
+            a = None
+        if isinstance(self.shortcut, Conv) and foldable(b):
             scale_output(self.shortcut, b)
-            self.wrc.freeze(None, None)
-        else:
-            self.wrc.freeze(None, b)
+            b = None
+        self.wrc.freeze(a, b)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return act(F(x) + shortcut(x)), weighted when wrc is on."""

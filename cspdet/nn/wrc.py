@@ -110,10 +110,11 @@ class WeightedShortcut(nn.Module):
         return a.view(1, -1, 1, 1), b.view(1, -1, 1, 1)
 
     def freeze(self, branch_scale: torch.Tensor | None, shortcut_scale: torch.Tensor | None):
-        """Replace alpha and beta by constant factors (None means 1) once the rest was folded into convs (fuse)."""
+        """Replace alpha and beta by constant factors (None or all ones: 1) once fuse() folded the rest into convs."""
         del self.alpha, self.beta
         for name, scale in (("branch_scale", branch_scale), ("shortcut_scale", shortcut_scale)):
-            self.register_buffer(name, None if scale is None else scale.detach().reshape(1, -1, 1, 1).clone())
+            unit = scale is None or bool((scale == 1).all())
+            self.register_buffer(name, None if unit else scale.detach().reshape(1, -1, 1, 1).clone())
         self.frozen = True
 
     def forward(self, branch: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:

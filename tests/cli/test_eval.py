@@ -28,6 +28,6 @@ def test_unknown_category_is_an_error(tmp_path):
     out = cspdet("eval", *args, check=False)
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines() == [
-        f"cspdet eval: error: {p}: category_id not in {a} in 1 of 14 predictions, e.g. predictions[6].category_id = 8"
+        f"cspdet eval: error: {p}: predictions[6] 'category_id' 8 is not in the categories of {a}"
     ]
     assert not (tmp_path / "m.json").exists()

@@ -194,16 +194,25 @@ def test_copied_dataset_rescans_and_reuses_nothing_stale(tmp_path):
     assert len(build(check_det_dataset(str(copy)))) == 3
 
 
-def test_bundled_data_yaml_by_bare_name():
-    """`data=shapes.yaml` finds cspdet's bundled YAML (ultralytics has none of that name)."""
-    from cspdet.data import find_bundled
+def test_bundled_data_yaml_by_bare_name(tmp_path, monkeypatch):
+    """`data=shapes.yaml` finds cspdet's bundled YAML (ultralytics has none of that name); its dataset lies under
+    ultralytics' datasets_dir, where it is reported missing at first and read once written."""
+    from ultralytics.data import utils
 
-    try:
-        data = check_det_dataset("shapes.yaml", autodownload=False)
-    except FileNotFoundError as e:  # not generated yet on this machine: the error is about the bundled YAML's dataset
-        assert "cspdet-shapes-v1" in str(e)
-    else:
-        assert data["yaml_file"] == str(find_bundled("shapes.yaml")) and data["nc"] == 5
+    from cspdet.data import find_bundled
+    from cspdet.data.shapes import write_dataset
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(utils, "DATASETS_DIR", tmp_path / "datasets")  # ultralytics' `yolo settings datasets_dir`
+    root = tmp_path / "datasets" / "cspdet-shapes-v1"
+    with pytest.raises(FileNotFoundError) as missing:
+        check_det_dataset("shapes.yaml", autodownload=False)
+    assert f"Dataset '{find_bundled('shapes.yaml')}' images not found, missing path '{root}/" in str(missing.value)
+    write_dataset(root, train=2, val=3, size=32)
+    data = check_det_dataset("shapes.yaml", autodownload=False)
+    assert data["yaml_file"] == str(find_bundled("shapes.yaml")) and data["path"] == root
+    assert data["nc"] == 5 and data["annotations"]["val"] == str(root / "annotations" / "instances_val.json")
+    assert len(build(data, "val")) == 3
 
 
 def test_bundled_coco_yaml_reads_the_official_layout(tmp_path):

@@ -44,7 +44,9 @@ def test_crowd_clipping_dropping_and_backgrounds(tmp_path):
         {"image_id": 3, "category_id": 90, "bbox": [5, 5, 10, 10], "iscrowd": 1},  # crowd only: background
     ]
     index = load_coco(coco_json(tmp_path / "a.json", IMAGES, annotations))
-    assert index.counts == {"images": 3, "boxes": 2, "crowd": 2, "clipped": 1, "dropped": 2, "backgrounds": 2}
+    assert index.counts == {
+        "images": 3, "boxes": 2, "crowd": 2, "clipped": 1, "dropped": 2, "backgrounds": 2, "no_area": 0
+    }  # fmt: skip
     cls, boxes = index.labels(0)
     assert cls[:, 0].tolist() == [0, 1]
     np.testing.assert_allclose(boxes[1], [0.95, 0.2, 0.1, 0.4], atol=1e-6)
@@ -103,7 +105,7 @@ def test_nan_bbox(tmp_path):
         '{"images": [{"id": 1, "file_name": "a.jpg", "width": 9, "height": 9}], "categories": [{"id": 1, "name": "a"}],'
         ' "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, NaN, 2, 2]}]}'
     )
-    with pytest.raises(CocoFormatError, match="'bbox' must be 4 finite numbers"):
+    with pytest.raises(CocoFormatError, match=r"'bbox' must be \[x, y, width, height\]: 4 finite .*got \[1, nan"):
         load_coco(path)
 
 
@@ -129,13 +131,65 @@ def test_annotation_of_unknown_image(tmp_path):
     _bad(tmp_path, lambda d: d["annotations"][0].update(image_id=8), "'image_id' 8 is not in 'images'")
 
 
-@pytest.mark.parametrize("field, value", [("width", 0), ("height", "40"), ("id", "7"), ("file_name", "")])
-def test_bad_image_field(tmp_path, field, value):
-    _bad(tmp_path, lambda d: d["images"][1].update({field: value}), "images[1] (id ")
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("width", 0, "images[1] (id 3) 'width' must be a number > 0 and below 2**31, got 0"),
+        ("height", "40", "images[1] (id 3) 'height' must be a number > 0 and below 2**31, got '40'"),
+        ("height", float("inf"), "images[1] (id 3) 'height' must be a number > 0 and below 2**31, got inf"),
+        ("id", "7", "images[1] 'id' must be a 64-bit integer, got '7'"),
+        ("id", True, "images[1] 'id' must be a 64-bit integer, got True"),
+        ("id", 2**64, "images[1] 'id' must be a 64-bit integer, got 18446744073709551616"),
+        ("file_name", "", "images[1] (id 3) 'file_name' must be a relative path of Unicode text inside"),
+    ],
+)
+def test_bad_image_field(tmp_path, field, value, message):
+    _bad(tmp_path, lambda d: d["images"][1].update({field: value}), message)
+
+
+ESCAPES = ["../b.jpg", "sub/../../b.jpg", "/etc/b.jpg", "C:\\b.jpg", "..\\b.jpg", "a\0.jpg", ".", "\ud800.jpg"]
+
+
+@pytest.mark.parametrize("name", ESCAPES)
+def test_file_name_outside_the_image_folder(tmp_path, name):
+    message = _bad(tmp_path, lambda d: d["images"][1].update(file_name=name), "images[1] (id 3) 'file_name' must be")
+    assert repr(name) in message
+
+
+def test_file_names_are_compared_normalised(tmp_path):
+    _bad(tmp_path, lambda d: d["images"][1].update(file_name="./a.jpg"), "images[1] (id 3) 'file_name' 'a.jpg' is a")
 
 
 def test_float_ids_are_rejected(tmp_path):
-    _bad(tmp_path, lambda d: d["annotations"][0].update(image_id=7.0), "'image_id' must be an integer")
+    _bad(tmp_path, lambda d: d["annotations"][0].update(image_id=7.0), "'image_id' must be a 64-bit integer, got 7.0")
+
+
+def test_crowd_must_be_zero_or_one(tmp_path):
+    message = _bad(tmp_path, lambda d: d["annotations"][0].update(iscrowd=2), "'iscrowd' must be 0 or 1, got 2")
+    assert message.endswith("bad.json: annotations[0] (id 1) 'iscrowd' must be 0 or 1, got 2")
+
+
+@pytest.mark.parametrize("bbox", [[1, 2, -3, 4], [1, 2, 3, -0.5], [1, 2, 3, 2**31], [1e300, 2, 3, 4]])
+def test_negative_or_huge_box_sizes_fail(tmp_path, bbox):
+    _bad(tmp_path, lambda d: d["annotations"][0].update(bbox=bbox), "(id 1) 'bbox' must be [x, y, width, height]")
+
+
+@pytest.mark.parametrize("area", [-1, "9", float("nan"), None])
+def test_bad_area(tmp_path, area):
+    _bad(tmp_path, lambda d: d["annotations"][0].update(area=area), "annotations[0] (id 1) 'area' must be a finite")
+
+
+@pytest.mark.parametrize("section", ["images", "categories"])
+def test_empty_sections(tmp_path, section):
+    _bad(tmp_path, lambda d: d.update({section: []}), f"'{section}' is empty")
+
+
+def test_missing_area_is_counted(tmp_path):
+    annotations = [{"image_id": 7, "category_id": 3, "bbox": [1, 2, 3, 4]}] * 3
+    d = {"images": IMAGES, "annotations": annotations, "categories": [{"id": 3, "name": "cat"}]}
+    (tmp_path / "a.json").write_text(json.dumps(d))
+    index = load_coco(tmp_path / "a.json")
+    assert index.counts["no_area"] == 3 and "3 without 'area' (taken from the box)" in index.summary()
 
 
 def test_invalid_json_names_the_position(tmp_path):

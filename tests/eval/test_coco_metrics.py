@@ -50,6 +50,16 @@ def test_only_given_images_are_scored():
     assert {c["name"]: c["instances"] for c in subset["per_class"]} == {"cat": 1, "dog": 1, "unseen": 0, "rare": 0}
 
 
+def test_missing_area_is_the_box_area():
+    """Many exporters leave 'area' out: it is the box's width x height (as the edge case writes it): equal scores."""
+    annotations, predictions = edge_case()
+    expected = evaluate(load_annotations(copy.deepcopy(annotations)), copy.deepcopy(predictions))
+    for a in annotations["annotations"]:
+        del a["area"]
+    assert evaluate(load_annotations(annotations), predictions) == expected
+    assert [a["area"] for a in annotations["annotations"]] == [a["area"] for a in edge_case()[0]["annotations"]]
+
+
 def test_no_predictions_scores_zero():
     metrics = evaluate(load_annotations(edge_case()[0]), [])
     assert metrics["AP"] == 0 and metrics["AR100"] == 0
@@ -73,19 +83,23 @@ def _bad_predictions():
     return {
         "unknown image": (
             edit(lambda p: p[5].update(image_id=12345)),
-            "image_id not in",
-            "1 of 14 predictions, e.g. predictions[5].image_id = 12345",
+            "predictions[5] 'image_id' 12345 is not in the images of",
+            "",
         ),
         "unknown category": (
             edit(lambda p: p[2].update(category_id=8)),
-            "category_id not in",
-            "predictions[2].category_id = 8",
+            "predictions[2] 'category_id' 8 is not in the categories of",
+            "",
         ),
         "no bbox": (edit(lambda p: p[3].pop("bbox")), "predictions[3] has no 'bbox'", ""),
-        "short bbox": (edit(lambda p: p[4].update(bbox=[1, 2, 3])), "predictions[4].bbox must be a list of 4", ""),
-        "negative size": (edit(lambda p: p[1].update(bbox=[1, 2, -3, 4])), "predictions[1].bbox has a negative", ""),
-        "string score": (edit(lambda p: p[6].update(score="0.5")), "predictions[6].score must be a number", ""),
-        "nan score": (edit(lambda p: p[0].update(score=float("nan"))), "predictions[0].score must be a number", ""),
+        "short bbox": (edit(lambda p: p[4].update(bbox=[1, 2, 3])), "predictions[4] 'bbox' must be [x, y, width", ""),
+        "negative size": (
+            edit(lambda p: p[1].update(bbox=[1, 2, -3, 4])),
+            "predictions[1] 'bbox' must be [x, y, width, height]",
+            "width and height >= 0, got [1, 2, -3, 4]",
+        ),
+        "string score": (edit(lambda p: p[6].update(score="0.5")), "predictions[6] 'score' must be a finite", ""),
+        "nan score": (edit(lambda p: p[0].update(score=float("nan"))), "predictions[0] 'score' must be a finite", ""),
         "not a list": ((edge_case()[0], {"image_id": 3}), "must be a JSON list of detections", ""),
     }
 
@@ -108,14 +122,20 @@ def _bad_annotations():
         return annotations
 
     return {
-        "no categories": (edit(lambda a: a.pop("categories")), "'categories' must be a list"),
-        "no area": (edit(lambda a: a["annotations"][2].pop("area")), "annotations[2] has no 'area'"),
-        "string image id": (edit(lambda a: a["images"][1].update(id="8")), "images[1].id must be an integer"),
-        "duplicate image": (edit(lambda a: a["images"][1].update(id=3)), "image id 3 is used more than once"),
-        "unknown image": (edit(lambda a: a["annotations"][4].update(image_id=7)), "annotations[4].image_id = 7"),
-        "bad crowd": (edit(lambda a: a["annotations"][0].update(iscrowd=2)), "annotations[0].iscrowd must be 0 or 1"),
+        "no categories": (edit(lambda a: a.pop("categories")), "missing top-level key 'categories'"),
+        "string image id": (edit(lambda a: a["images"][1].update(id="8")), "images[1] 'id' must be a 64-bit integer"),
+        "duplicate image": (edit(lambda a: a["images"][1].update(id=3)), "images[1] (id 3) 'id' 3 is a duplicate of"),
+        "unknown image": (
+            edit(lambda a: a["annotations"][4].update(image_id=7)),
+            "annotations[4] (id 14) 'image_id' 7 is not in 'images'",
+        ),
+        "bad crowd": (
+            edit(lambda a: a["annotations"][0].update(iscrowd=2)),
+            "annotations[0] (id 10) 'iscrowd' must be 0 or 1, got 2",
+        ),
+        "negative area": (edit(lambda a: a["annotations"][1].update(area=-1)), "annotations[1] (id 11) 'area' must be"),
         "not an object": (edit(lambda a: a["annotations"].__setitem__(1, [1])), "annotations[1] must be an object"),
-        "a list": ([], "must be a JSON object"),
+        "a list": ([], "the top level must be an object"),
     }
 
 
@@ -130,7 +150,7 @@ def test_bad_annotations_are_reported(name, tmp_path):
 
 def test_unreadable_files_are_reported(tmp_path):
     (tmp_path / "broken.json").write_text('{"images": [')
-    with pytest.raises(CocoFormatError, match="broken.json: not valid JSON"):
+    with pytest.raises(CocoFormatError, match="broken.json: invalid JSON: Expecting value: line 1 column 13"):
         load_annotations(tmp_path / "broken.json")
     with pytest.raises(CocoFormatError, match="missing.json: file not found"):
         load_annotations(tmp_path / "missing.json")

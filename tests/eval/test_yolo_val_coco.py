@@ -16,8 +16,16 @@ CPU = ["device=cpu", "workers=0", "imgsz=64", "batch=4"]
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """Train one epoch on the COCO-format dataset with the stock CLI; return (run dir, data YAML, train output)."""
+    """Train one epoch on the COCO-format dataset with the stock CLI; return (run dir, data YAML, train output).
+
+    The JSONs have no 'area' (optional for many exporters): training and the final scoring take the box's."""
     data = write_coco_dataset(tmp_path_factory.mktemp("coco"))
+    for split in ("train", "val"):
+        path = data.parent / "annotations" / f"instances_{split}.json"
+        coco = json.loads(path.read_text())
+        for a in coco["annotations"]:
+            del a["area"]
+        path.write_text(json.dumps(coco))
     project = tmp_path_factory.mktemp("runs")
     args = ["model=csp_wrc-n.yaml", f"data={data}", "epochs=1", f"project={project}", "name=train", *CPU]
     out = yolo("train", *args, cwd=project)
@@ -27,6 +35,8 @@ def trained(tmp_path_factory):
 def check_run(run_dir: Path, data: Path, output: str):
     """The run printed both tables and wrote COCO files that pycocotools scores the same."""
     annotations = json.loads((data.parent / "annotations" / "instances_val.json").read_text())
+    for a in annotations["annotations"]:
+        a.setdefault("area", a["bbox"][2] * a["bbox"][3])  # as COCO defines it, for pycocotools
     assert "all" in output and "COCO metrics" in output and "".join(f"{k:>7}" for k in METRIC_KEYS) in output
     predictions = json.loads((run_dir / "predictions.json").read_text())
     metrics = json.loads((run_dir / "coco_metrics.json").read_text())
@@ -43,6 +53,7 @@ def test_training_reports_coco_metrics_of_best(trained):
     run_dir, data, output = trained
     check_run(run_dir, data, output)
     assert output.count("COCO metrics") == 1  # only the validation of best.pt, not every epoch
+    assert "instances_train.json: 8 images, 16 boxes," in output and "19 without 'area' (taken from the box)" in output
 
 
 def biased_checkpoint(best: Path, path: Path) -> Path:

@@ -40,10 +40,22 @@ def test_train_writes_checkpoints_and_wrc_log(trained):
 
 
 def test_val_and_predict(trained, tmp_path):
+    import csv
+    import re
+
     save_dir, data = trained
     best = save_dir / "weights" / "best.pt"
     val = yolo("val", f"model={best}", f"data={data}", f"project={tmp_path}", "name=val", *CPU, cwd=tmp_path)
-    assert "all" in val.stdout + val.stderr and (tmp_path / "val").is_dir()
+    # "all  images  instances  P  R  mAP50  mAP50-95": the 4 val images and their 8 boxes, and the same mAP as the
+    # validation at the end of training, which ran on the same weights (best.pt) without the CLI round trip
+    row = re.search(r"^\s*all\s+(\d+)\s+(\d+)((?:\s+[\d.]+){4})\s*$", val.stdout + val.stderr, re.M)
+    assert row and (row[1], row[2]) == ("4", "8"), val.stdout + val.stderr
+    precision, recall, map50, map50_95 = (float(v) for v in row[3].split())
+    assert 0 <= map50_95 <= map50 <= 1 and 0 <= precision <= 1 and 0 <= recall <= 1
+    header, *epochs = csv.reader((save_dir / "results.csv").read_text().splitlines())
+    final = dict(zip(header, epochs[-1]))
+    assert map50_95 == pytest.approx(float(final["metrics/mAP50-95(B)"]), abs=0.02)
+    assert (tmp_path / "val" / "confusion_matrix.png").is_file()
     images = Path(str(data).replace("data.yaml", "images/val"))
     yolo(
         "predict",
