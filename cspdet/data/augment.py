@@ -22,7 +22,7 @@ import inspect
 import os
 from pathlib import Path
 
-from ultralytics.utils import YAML
+import yaml
 
 from cspdet.bundled import bundled
 from cspdet.errors import CspdetError
@@ -86,7 +86,7 @@ def load_pipeline(path) -> list:
     if file is None:
         raise FileNotFoundError(f"albumentations pipeline '{path}' not found")
     try:
-        d = YAML.load(file)
+        d = yaml.safe_load(file.read_text(encoding="utf-8"))
     except Exception as e:
         raise PipelineError(f"{file}: not a valid YAML file ({e})") from e
     transforms = d.get("transforms") if isinstance(d, dict) else None
