@@ -15,7 +15,9 @@ from cspdet import __version__
 from cspdet.errors import CspdetError
 
 COMMANDS = {  # name -> module of cspdet.cli
+    "compat": "compat",
     "eval": "eval",
+    "info": "info",
     "plot-wrc": "plot_wrc",
     "shapes": "shapes",
 }

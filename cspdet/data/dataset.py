@@ -64,9 +64,10 @@ class COCODataset(YOLODataset):
         cache, exists = scan_images(self.im_files, self.prefix, cache_path, cache_hash)
         found, missing, _, corrupt, total = cache["results"]
         msgs = cache["msgs"]
-        if exists and LOCAL_RANK in {-1, 0}:
-            summary = f"{found} images, {missing} missing, {corrupt} corrupt"
-            TQDM(None, desc=f"{self.prefix}Scanning {cache_path}... {summary}", total=total, initial=total)
+        if LOCAL_RANK in {-1, 0}:
+            if exists:
+                summary = f"{found} images, {missing} missing, {corrupt} corrupt"
+                TQDM(None, desc=f"{self.prefix}Scanning {cache_path}... {summary}", total=total, initial=total)
             for msg in msgs[:SHOWN_MESSAGES]:
                 LOGGER.warning(msg)
             if len(msgs) > SHOWN_MESSAGES:

@@ -109,6 +109,23 @@ def status() -> Status:
     return _status
 
 
+def upstream_features() -> dict[str, bool]:
+    """The cspdet features that need a capability of recent ultralytics releases, and whether this one has it."""
+    import inspect
+
+    from ultralytics.cfg import check_dict_alignment
+    from ultralytics.models.yolo.detect import DetectionValidator
+    from ultralytics.nn import tasks
+
+    return {
+        "C3k2WRC attn=True (YOLO26 attention blocks)": "attn" in inspect.signature(tasks.C3k2.__init__).parameters,
+        "weights-only loading (ULTRALYTICS_SAFE_LOAD=1)": hasattr(tasks, "_SafeLoad"),
+        "augmentation pipeline YAMLs (augmentations=...)": "allowed_custom_keys"
+        in inspect.signature(check_dict_alignment).parameters,
+        "COCO metrics of DDP validation": hasattr(DetectionValidator, "gather_stats"),
+    }
+
+
 def require(*seams: str, use: str):
     """Raise UnsupportedUltralytics, naming the release, the tested range and the probe, if a seam is disabled."""
     current = status()

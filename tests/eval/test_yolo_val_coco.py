@@ -11,6 +11,8 @@ from conftest import yolo
 
 from cspdet.eval import METRIC_KEYS
 
+pytestmark = pytest.mark.compat("COCO")
+
 CPU = ["device=cpu", "workers=0", "imgsz=64", "batch=4"]
 
 

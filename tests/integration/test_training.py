@@ -5,6 +5,8 @@ from ultralytics import YOLO
 
 from cspdet.nn import WeightedShortcut
 
+pytestmark = pytest.mark.compat("lifecycle")
+
 
 @pytest.mark.parametrize("optimizer", ["SGD", "AdamW"])
 def test_wrc_weights_are_not_decayed(tiny_dataset, tmp_path, optimizer):
