@@ -103,20 +103,18 @@ def _guard(seam: str):
 
 
 def _warn(current: compat.Status):
+    """One warning: an untested release, and each failed probe with what it disables."""
     from ultralytics.utils import LOGGER
 
+    parts = []
     if not current.tested:
-        LOGGER.warning(
-            f"cspdet: ultralytics {current.release} is not a release cspdet was tested with "
-            f"({compat.tested_range()}); "
-            + ("its probes passed, so cspdet is installed" if not current.failed else "see below")
-        )
-    for seam, why in current.failed.items():
-        LOGGER.warning(
-            f"cspdet: probe '{seam}' failed on ultralytics {current.release} ({why}); cspdet left that part of "
-            f"ultralytics unpatched, and {compat.SEAMS[seam]} fail with an error until ultralytics is in "
-            f"{compat.tested_range()}. Stock ultralytics works as usual."
-        )
+        parts.append(f"ultralytics {current.release} is not a release cspdet was tested with ({compat.tested_range()})")
+    if current.failed:
+        failed = "; ".join(f"probe '{s}' failed ({why}): {compat.SEAMS[s]} off" for s, why in current.failed.items())
+        parts.append(f"{failed}. Using those fails with an error that says so; stock ultralytics works as usual")
+    else:
+        parts.append("every probe passed, so cspdet is installed")
+    LOGGER.warning("cspdet: " + "; ".join(parts))
 
 
 def install():

@@ -214,12 +214,13 @@ def parse_model(original: Callable, d: dict, ch, verbose: bool = True):
     proxied = dict(d)
     proxied["backbone"] = [proxy_row(i, r) for i, r in enumerate(rows[:nb])]
     proxied["head"] = [proxy_row(i, r) for i, r in enumerate(rows[nb:], nb)]
-    capture = _CaptureRecords()
+    capture, activation = _CaptureRecords(), Conv.default_act
     LOGGER.addFilter(capture)
     try:
         model, save = original(proxied, ch, verbose)
     finally:
         LOGGER.removeFilter(capture)
+        Conv.default_act = activation  # 8.3 leaves the YAML's activation set; 8.4 puts it back as here
     table = {}
     for i, registration in ours.items():
         model[i], table[i] = _build(d, i, rows[i], registration, model[i], adopt_args.get(i))
@@ -274,10 +275,14 @@ def _finish(module: nn.Module, i: int, f, registration: Registration, n: int, ca
 
 
 def fuse(original, model, *args, **kwargs):
-    """BaseModel.fuse, then fold cspdet's shortcut weights into the fused convs (no inference cost, same outputs)."""
+    """BaseModel.fuse, then fold cspdet's shortcut weights into the fused convs (no inference cost, same outputs).
+
+    Only blocks whose BatchNorms upstream folded are folded: 8.3's fuse() leaves models with under 10 BatchNorms as
+    they are.
+    """
     result = original(model, *args, **kwargs)
     for module in model.modules():
-        if hasattr(module, "fuse_shortcuts"):
+        if hasattr(module, "fuse_shortcuts") and not any(hasattr(m, "bn") for m in module.modules()):
             module.fuse_shortcuts()
     return result
 

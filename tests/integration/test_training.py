@@ -34,4 +34,4 @@ def test_wrc_weights_are_not_decayed(tiny_dataset, tmp_path, optimizer):
     decayed = {n for n, p in trainer.model.named_parameters() if decay_of[id(p)] > 0}
     expected = {n for n, p in trainer.model.named_parameters() if n.endswith("weight") and ".bn." not in n}
     assert decayed == expected
-    assert [g["param_group"] for g in trainer.optimizer.param_groups][-1] == "wrc"
+    assert [g.get("param_group") for g in trainer.optimizer.param_groups][-1] == "wrc"

@@ -7,8 +7,6 @@ from ultralytics.nn.tasks import BaseModel
 
 from cspdet.nn import C3WRC, PRESETS, C2fWRC, C3k2WRC, CSPBlock, ResidualBlock, WeightedShortcut
 
-pytestmark = pytest.mark.compat("fuse")
-
 BLOCKS = [
     (ResidualBlock, (8, 16, 2)),  # projection shortcut: alpha and beta vanish into convs
     (ResidualBlock, (16, 16, 1)),  # identity shortcut: one addcmul
