@@ -183,7 +183,18 @@ def _where(d: dict, i: int, row: list) -> str:
 
 
 def parse_model(original: Callable, d: dict, ch, verbose: bool = True):
-    """Run ultralytics' ``original`` parse_model on ``d`` with registered modules resolved through proxies."""
+    """Run ultralytics' ``original`` parse_model on ``d`` with registered modules resolved through proxies.
+
+    ``Conv.default_act`` is put back afterwards, as 8.4 does and 8.3 does not after a YAML ``activation:``.
+    """
+    activation = Conv.default_act
+    try:
+        return _parse_model(original, d, ch, verbose)
+    finally:
+        Conv.default_act = activation
+
+
+def _parse_model(original: Callable, d: dict, ch, verbose: bool):
     rows = d["backbone"] + d["head"]
     ours = {}
     for i, row in enumerate(rows):
@@ -214,13 +225,12 @@ def parse_model(original: Callable, d: dict, ch, verbose: bool = True):
     proxied = dict(d)
     proxied["backbone"] = [proxy_row(i, r) for i, r in enumerate(rows[:nb])]
     proxied["head"] = [proxy_row(i, r) for i, r in enumerate(rows[nb:], nb)]
-    capture, activation = _CaptureRecords(), Conv.default_act
+    capture = _CaptureRecords()
     LOGGER.addFilter(capture)
     try:
         model, save = original(proxied, ch, verbose)
     finally:
         LOGGER.removeFilter(capture)
-        Conv.default_act = activation  # 8.3 leaves the YAML's activation set; 8.4 puts it back as here
     table = {}
     for i, registration in ours.items():
         model[i], table[i] = _build(d, i, rows[i], registration, model[i], adopt_args.get(i))
