@@ -60,14 +60,14 @@ def torch_requirements() -> list[str]:
     return [f"{name}=={metadata.version(name).split('+')[0]}" for name in ("torch", "torchvision")]
 
 
-def build_env(folder: Path, ultralytics: str, cspdet: str, extra: tuple[str, ...] = ()) -> tuple[Path, str]:
-    """Create (or refresh) a uv virtual environment in ``folder`` with ``cspdet`` and ``ultralytics``.
+def build_env(folder: Path, ultralytics: str, cspdet: str = "", no_deps: bool = False) -> tuple[Path, str]:
+    """Create (or refresh) a uv virtual environment in ``folder`` with ``ultralytics`` and ``cspdet``.
 
     Args:
         folder (Path): Environment folder.
-        ultralytics (str): Requirement, e.g. 'ultralytics==8.3.0'.
-        cspdet (str): How to install cspdet, as uv pip arguments: '-e REPO[dev]', or a wheel with '--no-deps'.
-        extra (tuple): More requirements (torch is pinned to this interpreter's).
+        ultralytics (str): Requirement, e.g. 'ultralytics==8.3.0'; torch is pinned to this interpreter's.
+        cspdet (str): How to install cspdet, as uv pip arguments ('-e REPO[dev]', a wheel), or '' for none.
+        no_deps (bool): Install cspdet without its dependencies, after ultralytics.
 
     Returns:
         (Path): The environment's python.
@@ -76,10 +76,13 @@ def build_env(folder: Path, ultralytics: str, cspdet: str, extra: tuple[str, ...
     uv, python = find_uv(), folder / "bin" / "python"
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     subprocess.run([uv, "venv", "-q", "--allow-existing", "-p", version, str(folder)], check=True)
-    install = [uv, "pip", "install", "-q", "--python", str(python), *cspdet.split(), ultralytics, *extra]
-    result = subprocess.run([*install, *torch_requirements()], capture_output=True, text=True)
-    if result.returncode:
-        raise RuntimeError(f"{' '.join(install)} failed:\n{result.stderr[-2000:]}")
+    install = [uv, "pip", "install", "-q", "--python", str(python)]
+    steps = [[ultralytics, *torch_requirements()], ["--no-deps", *cspdet.split()]] if no_deps else [
+        [*cspdet.split(), ultralytics, *torch_requirements()]]  # fmt: skip
+    for step in steps:
+        result = subprocess.run([*install, *step], capture_output=True, text=True)
+        if result.returncode:
+            raise RuntimeError(f"{' '.join(install + step)} failed:\n{result.stderr[-2000:]}")
     code = "from importlib.metadata import version; print(version('ultralytics'))"
     return python, subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
 

@@ -35,7 +35,7 @@ def yolo_train(python, model, data, project, **kwargs):
 
 def test_release_below_the_range(wheel, tiny_dataset, tmp_path):
     """ultralytics 8.2 with cspdet installed without its dependencies: the host works, cspdet YAMLs fail clearly."""
-    python, version = build_env(tmp_path / "env", "ultralytics==8.2.103", f"--no-deps {wheel}")
+    python, version = build_env(tmp_path / "env", "ultralytics==8.2.103", str(wheel), no_deps=True)
     assert version == "8.2.103"
     for autoload in ("1", "0"):
         imported = run([str(python), "-c", "import ultralytics"], cwd=tmp_path, env={"CSPDET_AUTOLOAD": autoload})
@@ -56,7 +56,7 @@ def test_release_below_the_range(wheel, tiny_dataset, tmp_path):
 
 def test_installing_cspdet_keeps_the_installed_release(wheel, tmp_path):
     """Installing cspdet's wheel, with its dependencies, into an environment with ultralytics 8.3.0 keeps 8.3.0."""
-    python, version = build_env(tmp_path / "env", "ultralytics==8.3.0", "")
+    python, version = build_env(tmp_path / "env", "ultralytics==8.3.0")
     run([find_uv(), "pip", "install", "-q", "--python", str(python), str(wheel)], timeout=600)
     code = "from importlib.metadata import version; import ultralytics, cspdet; print(version('ultralytics'))"
     assert run([str(python), "-c", code], cwd=tmp_path).stdout.split()[-1] == "8.3.0"
@@ -85,8 +85,8 @@ def test_newer_release_warns_once_and_works(tiny_dataset, tmp_path):
 def test_failed_probe_keeps_the_host_working(tiny_dataset, tmp_path):
     """A release whose check_det_dataset renamed its argument: the data seam is off, everything else works."""
     renamed = (
-        "\n_check_det_dataset = check_det_dataset\n\n\ndef check_det_dataset(data_file, autodownload=True, *args):\n"
-        "    return _check_det_dataset(data_file, autodownload, *args)\n"
+        "\n_check_det_dataset = check_det_dataset\n\n\ndef check_det_dataset(data_file, autodownload=True, **kwargs):\n"
+        "    return _check_det_dataset(data_file, autodownload, **kwargs)\n"
     )
     site = changed_ultralytics(tmp_path, "data/utils.py", lambda t: t + renamed)
     env = {"PYTHONPATH": str(site)}
@@ -94,8 +94,8 @@ def test_failed_probe_keeps_the_host_working(tiny_dataset, tmp_path):
     log = stock.stdout + stock.stderr
     assert log.count("probe 'data' failed (TypeError: check_det_dataset no longer takes the dataset first)") == 1
     assert (tmp_path / "train" / "weights" / "last.pt").is_file()
-    ours = yolo_train(sys.executable, "csp_wrc-n.yaml", tiny_dataset, tmp_path / "ours", cwd=tmp_path, env=env)
-    assert "cspdet.nn.stages.C3WRC" in ours.stdout + ours.stderr
+    code = "from ultralytics import YOLO; print(type(YOLO('csp_wrc-n.yaml').model.model[2]))"
+    assert "cspdet.nn.stages.C3WRC" in run([sys.executable, "-c", code], cwd=tmp_path, env=env).stdout
     coco = yolo_train(sys.executable, "yolo11n.yaml", "shapes.yaml", tmp_path, cwd=tmp_path, env=env, check=False)
     assert coco.returncode != 0
     assert re.search(
