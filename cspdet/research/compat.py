@@ -100,7 +100,8 @@ def run_release(release: str, envs: Path, repo: Path) -> dict:
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir()
     report.unlink(missing_ok=True)
-    env = {**os.environ, REPORT_ENV: str(report), "TMPDIR": str(scratch), "YOLO_CONFIG_DIR": str(scratch / "yolo")}
+    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "VIRTUAL_ENV"}}  # only that environment
+    env.update({REPORT_ENV: str(report), "TMPDIR": str(scratch), "YOLO_CONFIG_DIR": str(scratch / "yolo")})
     pytest = [python, "-m", "pytest", "-m", "compat", "-p", "cspdet.research.compat", "-p", "no:cacheprovider"]
     pytest += ["--continue-on-collection-errors", "-q", "-rfE"]
     start = time.perf_counter()
