@@ -111,7 +111,7 @@ def install():
     default_callbacks["on_train_end"].append(plot_wrc_log)
 
 
-def loss(model, batch: dict):
+def training_loss(model, batch: dict):
     """The model's own training loss on ``batch``, with the trainer's default loss gains (what a trainer sets up).
 
     Returns:
