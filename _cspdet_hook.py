@@ -3,7 +3,7 @@
 ``cspdet.pth`` imports this module at interpreter start-up, so it must stay cheap and use the standard library only:
 it installs one meta-path finder and nothing else. Processes that never import ultralytics never import cspdet or
 torch because of it. Set ``CSPDET_AUTOLOAD=0`` to switch it off; ``import cspdet`` still registers everything.
-Nothing here may raise into ``import ultralytics``: a cspdet that cannot load prints one warning and stays out.
+Nothing here may raise into ``import ultralytics``: a callback that fails prints one warning and stays out.
 """
 
 import os
@@ -37,7 +37,10 @@ class PostImportFinder:
         def exec_then_call(module):
             exec_module(module)
             for callback in self.callbacks:
-                callback()
+                try:
+                    callback()
+                except Exception as e:  # a plugin never breaks its host
+                    _warn(f"{callback.__module__}.{callback.__qualname__} failed ({type(e).__name__}: {e})")
 
         spec.loader.exec_module = exec_then_call
         return spec
@@ -55,13 +58,12 @@ def after_import(name: str, callback):
     finder.callbacks.append(callback)
 
 
+def _warn(problem: str):
+    print(f"WARNING cspdet was not loaded: {problem}; set {ENV_VAR}=0 to stop trying", file=sys.stderr)
+
+
 def _load_cspdet():
-    try:
-        import cspdet  # noqa: F401  (installs itself into the ultralytics just imported)
-    except Exception as e:  # a plugin never breaks its host
-        print(
-            f"WARNING cspdet was not loaded ({type(e).__name__}: {e}); set {ENV_VAR}=0 to stop trying", file=sys.stderr
-        )
+    import cspdet  # noqa: F401  (installs itself into the ultralytics just imported)
 
 
 if enabled():

@@ -27,6 +27,9 @@ __all__ = ["CspdetError", *_EXPORTS]
 def __getattr__(name: str):
     if name not in _EXPORTS:
         raise AttributeError(f"module 'cspdet' has no attribute '{name}'")
+    from cspdet.integration.compat import require
+
+    require("registry", use=f"cspdet.{name}")  # clear error where the installed ultralytics lacks what it needs
     return getattr(importlib.import_module(_EXPORTS[name]), name)
 
 

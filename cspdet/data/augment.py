@@ -22,7 +22,7 @@ import inspect
 import os
 from pathlib import Path
 
-from ultralytics.utils import YAML
+import yaml
 
 from cspdet.bundled import bundled
 from cspdet.errors import CspdetError
@@ -86,10 +86,12 @@ def load_pipeline(path) -> list:
     if file is None:
         raise FileNotFoundError(f"albumentations pipeline '{path}' not found")
     try:
-        d = YAML.load(file)
+        d = yaml.safe_load(file.read_text(encoding="utf-8"))
     except Exception as e:
         raise PipelineError(f"{file}: not a valid YAML file ({e})") from e
-    transforms = d.get("transforms") if isinstance(d, dict) else None
+    if not isinstance(d, dict):
+        raise PipelineError(f"{file}: not a valid YAML file for a pipeline (its top level must be a mapping)")
+    transforms = d.get("transforms")
     if not isinstance(transforms, list) or not transforms:
         raise PipelineError(f"{file}: expected a non-empty 'transforms:' list of albumentations transforms")
     built = [_build(t, f"{file}: transforms[{i}]", A) for i, t in enumerate(transforms)]

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-from itertools import repeat
 from pathlib import Path
 
 from ultralytics.data.dataset import YOLODataset
-from ultralytics.data.utils import check_image, get_hash
+from ultralytics.data.utils import get_hash
 from ultralytics.utils import LOCAL_RANK, LOGGER, TQDM
 
 from cspdet.data.coco import load_coco
+from cspdet.integration.data import scan_images
 
 SHOWN_MESSAGES = 10  # missing/corrupt image warnings printed one by one, the rest are counted
 
@@ -24,24 +24,12 @@ def split_annotations(data: dict, img_path) -> Path | None:
     return None
 
 
-def _check_image(args: tuple) -> tuple:
-    """Check one image as ultralytics does; return (index, file, (h, w) or None, missing, corrupt, message)."""
-    i, im_file, prefix = args
-    if not os.path.isfile(im_file):
-        return i, im_file, None, 1, 0, f"{prefix}{im_file}: image missing, skipped"
-    try:
-        msg, shape = check_image(im_file)
-        return i, im_file, shape, 0, 0, f"{prefix}{msg}" if msg else ""
-    except Exception as e:
-        return i, im_file, None, 0, 1, f"{prefix}{im_file}: corrupt image, skipped: {e}"
-
-
 class COCODataset(YOLODataset):
     """YOLODataset whose labels come from the COCO JSON that the data YAML's ``annotations:`` gives for its split.
 
     The image list is the JSON's ``images`` (joined to the split's image folder); images are checked with ultralytics'
-    ``check_image`` (missing or corrupt ones are skipped and counted) and the result is cached as ultralytics caches
-    its label scan, in ``<json stem>.cache`` next to the JSON. A split without a JSON is read exactly as YOLODataset
+    image check (missing or corrupt ones are skipped and counted) and the result is cached in ``<json stem>.cache``
+    next to the JSON (``cspdet.integration.data.scan_images``). A split without a JSON is read exactly as YOLODataset
     reads it.
     """
 
@@ -67,43 +55,19 @@ class COCODataset(YOLODataset):
         count = self.fraction if isinstance(self.fraction, int) else max(1, round(len(files) * self.fraction))
         return files[:count]
 
-    def get_cache_hash(self) -> str:
-        """Hash of the JSON's content and the images' paths, sizes and modification times."""
-        if not self.json_file:
-            return super().get_cache_hash()
-        return get_hash([*self.im_files, self.index.key])
-
-    def verify_args(self) -> tuple:
-        """Check every image with ultralytics' ``check_image``."""
-        if not self.json_file:
-            return super().verify_args()
-        return _check_image, zip(range(len(self.im_files)), self.im_files, repeat(self.prefix))
-
-    def result_to_label(self, result: tuple) -> tuple:
-        """Keep the image's (h, w) and its index in the JSON; boxes are attached from the index in ``get_labels``."""
-        if not self.json_file:
-            return super().result_to_label(result)
-        i, im_file, shape, missing, corrupt, msg = result
-        label = {"im_file": im_file, "shape": shape, "index": i} if shape else None
-        return label, missing, int(shape is not None), 0, corrupt, msg
-
-    def scan_summary(self, nf: int, nm: int, ne: int, nc: int) -> str:
-        """Found, missing and corrupt images."""
-        if not self.json_file:
-            return super().scan_summary(nf, nm, ne, nc)
-        return f"{nf} images, {nm} missing, {nc} corrupt"
-
     def get_labels(self) -> list[dict]:
         """Labels of the images found, from the COCO index; logs one line with every count."""
         if not self.json_file:
             return super().get_labels()
         cache_path = self.json_file.with_suffix(".cache")
-        cache, exists = self._load_or_scan_cache(cache_path, self.get_cache_hash())
+        cache_hash = get_hash([*self.im_files, self.index.key])  # the JSON's content, the images' paths and stats
+        cache, exists = scan_images(self.im_files, self.prefix, cache_path, cache_hash)
         found, missing, _, corrupt, total = cache["results"]
         msgs = cache["msgs"]
-        if exists and LOCAL_RANK in {-1, 0}:
-            TQDM(None, desc=f"{self.prefix}Scanning {cache_path}... {self.scan_summary(*cache['results'][:4])}",
-                 total=total, initial=total)  # fmt: skip
+        if LOCAL_RANK in {-1, 0}:
+            if exists:
+                summary = f"{found} images, {missing} missing, {corrupt} corrupt"
+                TQDM(None, desc=f"{self.prefix}Scanning {cache_path}... {summary}", total=total, initial=total)
             for msg in msgs[:SHOWN_MESSAGES]:
                 LOGGER.warning(msg)
             if len(msgs) > SHOWN_MESSAGES:

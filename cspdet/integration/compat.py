@@ -1,78 +1,135 @@
-"""Checks that the installed ultralytics is one cspdet was tested with and still has the internals it patches."""
+"""Which ultralytics cspdet runs on: one probe per seam, the tested range, and the error for a disabled seam.
+
+Each module of ``cspdet.integration`` that depends on ultralytics internals (a *seam*) has ``probe()``, which raises,
+saying what is missing, when the installed ultralytics lacks what that module needs. ``status()`` imports every seam
+and runs its probe once per process; ``plugin.install()`` installs the seams that passed and warns once about the
+rest. Decisions rest on the probes alone: the version only says whether the release is one cspdet was tested with.
+A cspdet feature whose seam is disabled fails on use with ``UnsupportedUltralytics`` (``require``).
+"""
 
 from __future__ import annotations
 
-import inspect
+import importlib
+from dataclasses import dataclass, field
+from importlib import metadata
 
-import ultralytics
-from torch import nn
-from ultralytics.data import utils as data_utils
-from ultralytics.engine.predictor import BasePredictor
-from ultralytics.engine.trainer import BaseTrainer
-from ultralytics.models.yolo.detect import DetectionValidator
-from ultralytics.nn import tasks
-from ultralytics.utils.callbacks.base import default_callbacks
+from packaging.specifiers import SpecifierSet
+from packaging.version import InvalidVersion, Version
 
 from cspdet.errors import CspdetError
-from cspdet.integration.registry import RULES
 
-SUPPORTED_ULTRALYTICS = ("8.4.190",)  # keep in step with the ultralytics pin in pyproject.toml
+# The modules of cspdet.integration that touch ultralytics internals (install order) and what each one provides.
+SEAMS = {
+    "registry": "cspdet modules in model YAMLs, fuse() folding, weights-only loading of cspdet checkpoints",
+    "configs": "cspdet model YAMLs by bare name and the '-<scale>' suffix",
+    "training": "WRC weights kept out of weight decay and recorded every epoch",
+    "data": "'annotations:' (COCO JSON) data, bundled data YAMLs, augmentation pipeline YAMLs",
+    "evaluation": "official COCO metrics in yolo val of 'annotations:' data",
+    "predictor": "cspdet video",
+    "distributed": "training across machines under torchrun",
+}
+NEWEST_TESTED = "8.4.190"  # the newest release in docs/compat.md; the oldest is the lower bound in pyproject.toml
 
 
 class UnsupportedUltralytics(CspdetError, RuntimeError):
-    """The installed ultralytics is outside the supported versions or its internals changed shape."""
+    """A cspdet feature needs ultralytics internals that the installed release lacks."""
 
 
-def _fail(problem: str):
-    raise UnsupportedUltralytics(
-        f"cspdet supports ultralytics {', '.join(SUPPORTED_ULTRALYTICS)}; {problem}. "
-        f"Install a supported version (pip install ultralytics=={SUPPORTED_ULTRALYTICS[-1]}), or set "
-        "CSPDET_AUTOLOAD=0 to use ultralytics without cspdet. See docs/design.md."
-    )
-
-
-def check_ultralytics():
-    """Raise UnsupportedUltralytics unless ultralytics is a supported version with the expected internals."""
-    if ultralytics.__version__ not in SUPPORTED_ULTRALYTICS:
-        _fail(f"found {ultralytics.__version__}")
-    expected = {
-        "parse_model": (tasks.parse_model, ["d", "ch", "verbose"]),
-        "yaml_model_load": (tasks.yaml_model_load, ["path"]),
-        "BaseModel.fuse": (tasks.BaseModel.fuse, ["self", "verbose", "imgsz"]),
-        "BaseTrainer.build_optimizer": (
-            BaseTrainer.build_optimizer,
-            ["self", "model", "name", "lr", "momentum", "decay", "iterations"],
-        ),
-        "BaseTrainer.__init__": (BaseTrainer.__init__, ["self", "cfg", "overrides", "_callbacks"]),
-        "check_det_dataset": (data_utils.check_det_dataset, ["dataset", "autodownload", "split"]),
-        "DetectionValidator.init_metrics": (DetectionValidator.init_metrics, ["self", "model"]),
-        "DetectionValidator.update_metrics": (DetectionValidator.update_metrics, ["self", "preds", "batch"]),
-        "DetectionValidator.gather_stats": (DetectionValidator.gather_stats, ["self"]),
-        "DetectionValidator.print_results": (DetectionValidator.print_results, ["self"]),
-        "BasePredictor.__init__": (BasePredictor.__init__, ["self", "cfg", "overrides", "_callbacks"]),
-        "BasePredictor.setup_source": (BasePredictor.setup_source, ["self", "source", "stride"]),
-        "BasePredictor.setup_model": (BasePredictor.setup_model, ["self", "model", "verbose"]),
-        "BasePredictor.stream_inference": (
-            BasePredictor.stream_inference,
-            ["self", "source", "model", "args", "kwargs"],
-        ),
-    }
-    for name, (function, parameters) in expected.items():
-        if list(inspect.signature(function).parameters) != parameters:
-            _fail(f"{name} no longer takes {parameters}")
-    if "on_train_epoch_end" not in default_callbacks:
-        _fail("the on_train_epoch_end callback is gone")
-    # Parse one row per proxy with upstream's parse_model and read the resolved arguments back.
-    probe = {
-        "nc": 1,
-        "backbone": [[-1, 1, like, [16] + [False] * (rule.proxy_args - 1)] for like, rule in RULES.items()],
-    }
-    probe["head"], probe["backbone"][0][1] = [], 2
+def supported_range() -> str:
+    """The ultralytics requirement of the installed cspdet distribution (pyproject.toml), e.g. '<8.5,>=8.3.0'."""
     try:
-        layers, _ = tasks.parse_model(probe, ch=8, verbose=False)
-        first = [layer[0] if isinstance(layer, nn.Sequential) else layer for layer in layers]
-        resolved = [rule.resolved(layer) for rule, layer in zip(RULES.values(), first)]
-    except Exception as e:  # any failure here means the internals moved
-        _fail(f"parse_model no longer builds its modules as expected ({type(e).__name__}: {e})")
-    if resolved != [[8, 16], [16, 16, 1], [16, 16, 1], [16, 16, 1, False]]:
-        _fail(f"parse_model resolved {resolved} for the probe rows")
+        requires = metadata.requires("cspdet") or []
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return ""
+    spec = next((r.split(";")[0][len("ultralytics") :] for r in requires if r.startswith("ultralytics")), "")
+    return ",".join(sorted(map(str, SpecifierSet(spec.strip(" ()"))), key=lambda s: s[0] != ">"))  # lower bound first
+
+
+def tested_range() -> str:
+    """The releases cspdet was tested with, in words: the supported range and the newest release tested."""
+    return f"ultralytics{supported_range()} (tested up to {NEWEST_TESTED})"
+
+
+def is_tested(release: str) -> bool:
+    """Whether ``release`` lies in the supported range and is not newer than the newest release tested."""
+    try:
+        version = Version(release)
+    except InvalidVersion:
+        return False
+    return version in SpecifierSet(supported_range()) and version <= Version(NEWEST_TESTED)
+
+
+@dataclass
+class Status:
+    """What cspdet found in the installed ultralytics (``status()``) and what ``plugin.install()`` did with it.
+
+    Args:
+        release (str): The installed ultralytics version.
+        tested (bool): Whether the release is one cspdet was tested with (``is_tested``).
+        failed (dict): Seam name -> why its probe failed.
+        patched (list): What install() changed in ultralytics, as 'module.attribute' names.
+        installed (bool): Whether install() has run.
+    """
+
+    release: str
+    tested: bool
+    failed: dict[str, str]
+    patched: list[str] = field(default_factory=list)
+    installed: bool = False
+
+    def error(self, use: str, seams) -> UnsupportedUltralytics:
+        """The error for ``use`` (e.g. "model YAML row 'C3WRC'") that needs the failed ``seams``."""
+        probes = "; ".join(f"probe '{s}' failed: {self.failed[s]}" for s in seams)
+        return UnsupportedUltralytics(
+            f"{use} needs ultralytics internals that the installed ultralytics {self.release} lacks ({probes}). "
+            f"cspdet supports {tested_range()}: pip install 'ultralytics{supported_range()}'"
+        )
+
+
+_status: Status | None = None
+
+
+def probe(name: str):
+    """Import the seam ``cspdet.integration.<name>`` and run its probe; raise whatever says why it cannot work."""
+    importlib.import_module(f"cspdet.integration.{name}").probe()
+
+
+def status() -> Status:
+    """Probe every seam once per process and return the result."""
+    global _status
+    if _status is None:
+        import ultralytics
+
+        failed = {}
+        for name in SEAMS:
+            try:
+                probe(name)
+            except Exception as e:  # any failure disables the seam; the message says why
+                failed[name] = f"{type(e).__name__}: {e}"
+        _status = Status(ultralytics.__version__, is_tested(ultralytics.__version__), failed)
+    return _status
+
+
+def upstream_features() -> dict[str, bool]:
+    """The cspdet features that need a capability of recent ultralytics releases, and whether this one has it."""
+    import inspect
+
+    from ultralytics.cfg import check_dict_alignment
+    from ultralytics.models.yolo.detect import DetectionValidator
+    from ultralytics.nn import tasks
+
+    return {
+        "C3k2WRC attn=True (YOLO26 attention blocks)": "attn" in inspect.signature(tasks.C3k2.__init__).parameters,
+        "weights-only loading (ULTRALYTICS_SAFE_LOAD=1)": hasattr(tasks, "_SafeLoad"),
+        "augmentation pipeline YAMLs (augmentations=...)": "allowed_custom_keys"
+        in inspect.signature(check_dict_alignment).parameters,
+        "COCO metrics of DDP validation": hasattr(DetectionValidator, "gather_stats"),
+    }
+
+
+def require(*seams: str, use: str):
+    """Raise UnsupportedUltralytics, naming the release, the tested range and the probe, if a seam is disabled."""
+    current = status()
+    failed = [s for s in seams if s in current.failed]
+    if failed:
+        raise current.error(use, failed)

@@ -47,3 +47,21 @@ def load_model_yaml(original, path) -> dict:
     d["scale"] = scale or d["scale"]
     d["yaml_file"] = str(path)
     return d
+
+
+def probe():
+    """Check that yaml_model_load reads a bundled model YAML and guesses the scale from the file name."""
+    from ultralytics.nn import tasks
+
+    d = tasks.yaml_model_load(bundled("cfg", "csp_wrc.yaml"))
+    if not {"backbone", "head", "scale"} <= set(d):
+        raise KeyError(f"yaml_model_load returned the keys {sorted(d)}, without backbone, head or scale")
+
+
+def install():
+    """Look model YAMLs up with cspdet's bundled names and scale suffix, wherever ultralytics loads one."""
+    from ultralytics.nn import tasks
+
+    from cspdet.integration.plugin import wrap_everywhere
+
+    wrap_everywhere(tasks, "yaml_model_load", load_model_yaml)

@@ -5,12 +5,15 @@ with the JSON's image and category ids, scores them against the JSON with cspdet
 detections per image), prints the 12 COCO numbers and the per-class AP after ultralytics' table, and writes
 predictions.json and coco_metrics.json into the run directory. Per-epoch validation during training, ultralytics'
 own metrics and the fitness that picks best.pt are unchanged.
+
+Releases differ in what ``update_metrics`` receives per image: a dict of tensors from 8.3.154 on, an (N, 6) tensor
+(x1, y1, x2, y2, conf, cls) before; ``gather_stats`` (DDP validation) exists from 8.3.218 on.
 """
 
 from __future__ import annotations
 
 import torch.distributed as dist
-from ultralytics.utils import LOGGER, RANK, colorstr
+from ultralytics.utils import LOGGER, RANK, colorstr, ops
 
 from cspdet.eval.coco import metrics_table
 from cspdet.eval.results import CocoResults
@@ -43,20 +46,23 @@ def init_metrics(original, validator, model):
     original(validator, model)
 
 
+def detections(pred) -> tuple:
+    """One image's (boxes xyxy, conf, cls) from the validator's predictions, a dict or an (N, 6) tensor."""
+    if isinstance(pred, dict):
+        return pred["bboxes"], pred["conf"], pred["cls"]
+    return pred[:, :4], pred[:, 4], pred[:, 5]
+
+
 def update_metrics(original, validator, preds, batch):
     """Record each image's detections, scaled to the original image as ultralytics does for save_json."""
     original(validator, preds, batch)
     if getattr(validator, "coco_results", None):
         for si, pred in enumerate(preds):
-            shape = {
-                "imgsz": batch["img"].shape[2:],
-                "ori_shape": batch["ori_shape"][si],
-                "ratio_pad": batch["ratio_pad"][si],
-            }
-            boxes = validator.scale_preds(pred, shape)["bboxes"]
-            validator.coco_results.add(
-                batch["im_file"][si], boxes.cpu().numpy(), pred["conf"].cpu().numpy(), pred["cls"].cpu().numpy()
+            boxes, conf, cls = detections(pred)
+            boxes = ops.scale_boxes(
+                batch["img"].shape[2:], boxes.clone(), batch["ori_shape"][si], ratio_pad=batch["ratio_pad"][si]
             )
+            validator.coco_results.add(batch["im_file"][si], boxes.cpu().numpy(), conf.cpu().numpy(), cls.cpu().numpy())
 
 
 def gather_stats(original, validator):
@@ -81,11 +87,25 @@ def print_results(original, validator):
         validator.metrics.coco = metrics
 
 
+def probe():
+    """Check the DetectionValidator methods wrapped here."""
+    import inspect
+
+    from ultralytics.models.yolo.detect import DetectionValidator
+
+    expected = {"init_metrics": ["model"], "update_metrics": ["preds", "batch"], "print_results": []}
+    for method, parameters in expected.items():
+        found = list(inspect.signature(getattr(DetectionValidator, method)).parameters)[1:]
+        if found != parameters:
+            raise TypeError(f"DetectionValidator.{method} takes {found}, not {parameters}")
+
+
 def install():
-    """Wrap DetectionValidator's methods above (called by cspdet's install)."""
+    """Wrap DetectionValidator's methods above; gather_stats where the release has it (DDP validation)."""
     from ultralytics.models.yolo.detect import DetectionValidator
 
     from cspdet.integration.plugin import wrap
 
     for method in (init_metrics, update_metrics, gather_stats, print_results):
-        wrap(DetectionValidator, method.__name__, method)
+        if hasattr(DetectionValidator, method.__name__):
+            wrap(DetectionValidator, method.__name__, method)

@@ -2,7 +2,7 @@
 
 A queue predictor is the model's own task predictor (its preprocessing, NMS, trackers and results) whose
 ``setup_source`` takes an iterable of ``(paths, frames, info)`` batches instead of a path it would decode itself.
-compat.check_ultralytics checks the BasePredictor methods used here.
+``probe()`` checks the BasePredictor methods used here (``setup_source`` takes ``stride`` only from 8.3.237 on).
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ class _QueueSource:
 
 def queue_predictor(yolo, overrides: dict):
     """Return ``yolo``'s task predictor with ``overrides``, reading from a queue, its model loaded (setup_model)."""
+    from cspdet.integration.compat import require
+
+    require("predictor", use="video inference (cspdet.video)")
     base = yolo.task_map[yolo.task]["predictor"]
     predictor = type(f"Queue{base.__name__}", (_QueueSource, base), {})(overrides=overrides, _callbacks=yolo.callbacks)
     predictor.setup_model(model=yolo.model, verbose=False)
@@ -49,3 +52,23 @@ def register_tracker(yolo):
     from ultralytics.trackers.track import register_tracker as register  # needs the lap package
 
     register(yolo, persist=False)
+
+
+def probe():
+    """Check the BasePredictor methods and attributes that queue predictors rely on."""
+    import inspect
+
+    from ultralytics.engine.predictor import BasePredictor
+
+    expected = {
+        "__init__": ["cfg", "overrides", "_callbacks"],
+        "setup_source": ["source"],
+        "setup_model": ["model", "verbose"],
+        "stream_inference": ["source", "model"],
+    }
+    for method, parameters in expected.items():
+        found = list(inspect.signature(getattr(BasePredictor, method)).parameters)[1:]
+        if found[: len(parameters)] != parameters:
+            raise TypeError(f"BasePredictor.{method} takes {found}, not {parameters} first")
+    if "stream" not in inspect.signature(SourceTypes).parameters:
+        raise TypeError("SourceTypes has no 'stream' field")

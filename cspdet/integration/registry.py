@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import ultralytics
 from torch import nn
 from ultralytics.nn import tasks
 from ultralytics.nn.modules import Conv
@@ -83,24 +84,37 @@ class Registration:
 
     def split(self, args: list, where: str) -> tuple[list, dict]:
         """Split an adopting row's arguments after ``c2`` into the upstream class's (in its order) and ``adopt``'s."""
-        skip = 3 if RULES[self.like].repeats else 2  # self, c1, c2[, n]
-        ours = _parameters(self.module.__init__)[skip + 1 :]
-        theirs = [p.name for p in _parameters(getattr(tasks, self.like).__init__)[skip + 1 :]]
+        skip = 4 if RULES[self.like].repeats else 3  # self, c1, c2[, n]
+        ours = _parameters(self.module.__init__)[skip:]
         values = {p.name: p.default for p in ours} | {p.name: a for p, a in zip(ours, args[1:])}
-        upstream = []
-        for name in theirs:
-            if name not in values:
-                break  # the rest keep upstream's defaults
-            upstream.append(values.pop(name))
         extra = {p.name for p in _parameters(self.module.adopt)[1:]}  # after the stage
-        for name, value in values.items():
-            default = next(p.default for p in ours if p.name == name)
-            if name not in extra and value != default:
-                raise ValueError(
-                    f"{where}: {name}={value!r} needs an ultralytics whose {self.like} takes '{name}' (installed: "
-                    f"{self.like}{tuple(theirs)})"
-                )
+        upstream = upstream_arguments(
+            self.module, getattr(tasks, self.like), skip, {k: v for k, v in values.items() if k not in extra}, where
+        )
         return [args[0], *upstream], {k: v for k, v in values.items() if k in extra}
+
+
+def upstream_arguments(cls: type, upstream: type, skip: int, values: dict, where: str) -> list:
+    """Order ``values`` (arguments of ``cls``, a subclass of ``upstream``) as the installed ``upstream`` takes them.
+
+    Parameters are matched by name after the first ``skip`` (``self, c1, c2[, n]``), so that cspdet's stages follow
+    upstream's signature in every release (8.3's C3k2 has no ``attn``). A value for a parameter that the installed
+    upstream class lacks must be ``cls``'s default; otherwise this raises, naming it.
+    """
+    theirs = [p.name for p in _parameters(upstream.__init__)[skip:]]
+    defaults = {p.name: p.default for p in _parameters(cls.__init__)}
+    values, ordered = dict(values), []
+    for name in theirs:
+        if name not in values:
+            break  # the rest keep upstream's defaults
+        ordered.append(values.pop(name))
+    for name, value in values.items():
+        if value != defaults[name]:
+            raise ValueError(
+                f"{where}: {name}={value!r} needs an ultralytics whose {upstream.__name__} takes '{name}' (installed: "
+                f"ultralytics {ultralytics.__version__}, {upstream.__name__}{tuple(theirs)})"
+            )
+    return ordered
 
 
 REGISTRY: dict[str, Registration] = {}
@@ -169,7 +183,18 @@ def _where(d: dict, i: int, row: list) -> str:
 
 
 def parse_model(original: Callable, d: dict, ch, verbose: bool = True):
-    """Run ultralytics' ``original`` parse_model on ``d`` with registered modules resolved through proxies."""
+    """Run ultralytics' ``original`` parse_model on ``d`` with registered modules resolved through proxies.
+
+    ``Conv.default_act`` is put back afterwards, as 8.4 does and 8.3 does not after a YAML ``activation:``.
+    """
+    activation = Conv.default_act
+    try:
+        return _parse_model(original, d, ch, verbose)
+    finally:
+        Conv.default_act = activation
+
+
+def _parse_model(original: Callable, d: dict, ch, verbose: bool):
     rows = d["backbone"] + d["head"]
     ours = {}
     for i, row in enumerate(rows):
@@ -257,3 +282,44 @@ def _finish(module: nn.Module, i: int, f, registration: Registration, n: int, ca
     module.np = sum(p.numel() for p in module.parameters())
     line = f"{i:>3}{f!s:>20}{n:>3}{module.np:10.0f}  {module.type:<45}{call!s:<30}"  # upstream's table format
     return module, line
+
+
+def fuse(original, model, *args, **kwargs):
+    """BaseModel.fuse, then fold cspdet's shortcut weights into the fused convs (no inference cost, same outputs)."""
+    from cspdet.nn.fold import fold_shortcuts
+
+    result = original(model, *args, **kwargs)
+    fold_shortcuts(model)
+    return result
+
+
+def probe():
+    """Check that parse_model resolves the proxies' arguments as RULES expects, and that the stages take theirs."""
+    from cspdet.integration import training
+
+    training.probe()  # a cspdet model trained without the training seam would decay its WRC weights
+    if [p.name for p in _parameters(tasks.parse_model)[:3]] != ["d", "ch", "verbose"]:
+        raise TypeError(f"parse_model takes {[p.name for p in _parameters(tasks.parse_model)]}, not (d, ch, verbose)")
+    if not callable(getattr(tasks.BaseModel, "fuse", None)):
+        raise AttributeError("BaseModel.fuse is gone")
+    for like, names in {"C3": "shortcut g e", "C2f": "shortcut g e", "C3k2": "c3k e g shortcut"}.items():
+        missing = set(names.split()) - {p.name for p in _parameters(getattr(tasks, like).__init__)}
+        if missing:
+            raise TypeError(f"{like} no longer takes {sorted(missing)}")
+    rows = [[-1, 1, like, [16] + [False] * (rule.proxy_args - 1)] for like, rule in RULES.items()]
+    rows[0][1] = 2
+    d = {"nc": 1, "scales": {"n": [1.0, 1.0, 1024]}, "scale": "n", "backbone": rows, "head": []}
+    layers, _ = tasks.parse_model(d, 8, False)
+    first = [layer[0] if isinstance(layer, nn.Sequential) else layer for layer in layers]
+    resolved = [rule.resolved(layer) for rule, layer in zip(RULES.values(), first)]
+    if resolved != [[8, 16], [16, 16, 1], [16, 16, 1], [16, 16, 1, False]]:
+        raise ValueError(f"parse_model resolved {resolved} for the probe rows {rows}")
+
+
+def install():
+    """Parse registered modules in model YAMLs, fold WRC weights in fuse(), register cspdet's blocks."""
+    from cspdet.integration.plugin import register_blocks, wrap, wrap_everywhere
+
+    register_blocks()
+    wrap_everywhere(tasks, "parse_model", parse_model)
+    wrap(tasks.BaseModel, "fuse", fuse)

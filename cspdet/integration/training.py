@@ -5,12 +5,16 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from ultralytics.utils import LOGGER, RANK, colorstr
-from ultralytics.utils.torch_utils import unwrap_model
+from ultralytics.utils import LOGGER, RANK, colorstr, torch_utils
 
 from cspdet.files import atomic_write
 from cspdet.nn.wrc import WeightedShortcut
 from cspdet.plotting import WRC_CSV, plot_wrc_weights
+
+
+def unwrap_model(model):
+    """The model inside a DDP or compile wrapper (``unwrap_model`` from 8.3.x on, ``de_parallel`` before it)."""
+    return (getattr(torch_utils, "unwrap_model", None) or torch_utils.de_parallel)(model)
 
 
 def exempt_from_decay(optimizer, model) -> int:
@@ -77,3 +81,44 @@ def plot_wrc_log(trainer):
     path = Path(trainer.save_dir) / WRC_CSV
     if RANK in {-1, 0} and trainer.args.plots and path.exists():
         plot_wrc_weights(path)
+
+
+def probe():
+    """Check the optimizer builder, the callback events and the model unwrapping used here."""
+    import inspect
+
+    from ultralytics.engine.trainer import BaseTrainer
+    from ultralytics.utils.callbacks.base import default_callbacks
+
+    if list(inspect.signature(BaseTrainer.build_optimizer).parameters)[:2] != ["self", "model"]:
+        raise TypeError("BaseTrainer.build_optimizer no longer takes the model first")
+    missing = {"on_train_epoch_end", "on_train_end"} - set(default_callbacks)
+    if missing:
+        raise KeyError(f"callback events {sorted(missing)} are gone")
+    if not (hasattr(torch_utils, "unwrap_model") or hasattr(torch_utils, "de_parallel")):
+        raise AttributeError("ultralytics.utils.torch_utils has neither unwrap_model nor de_parallel")
+
+
+def install():
+    """Keep WRC weights out of weight decay; record and plot them during training."""
+    from ultralytics.engine.trainer import BaseTrainer
+    from ultralytics.utils.callbacks.base import default_callbacks
+
+    from cspdet.integration.plugin import wrap
+
+    wrap(BaseTrainer, "build_optimizer", build_optimizer)
+    default_callbacks["on_train_epoch_end"].append(record_wrc_weights)
+    default_callbacks["on_train_end"].append(plot_wrc_log)
+
+
+def training_loss(model, batch: dict):
+    """The model's own training loss on ``batch``, with the trainer's default loss gains (what a trainer sets up).
+
+    Returns:
+        (tuple): ``(loss, loss_items)`` as ``model.loss`` returns them; call ``.sum().backward()`` on the first.
+    """
+    from ultralytics.cfg import get_cfg
+
+    if not hasattr(getattr(model, "args", None), "box"):
+        model.args = get_cfg()  # the loss reads its gains (box, cls, dfl) from the trainer's arguments
+    return model.loss(batch)

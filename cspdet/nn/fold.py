@@ -126,7 +126,8 @@ def fuse_c2f_shortcuts(stage: nn.Module):
 def fold_shortcuts(model: nn.Module) -> nn.Module:
     """Fold the shortcut weights of every cspdet block of ``model`` (in place), after fuse() has folded the BatchNorms.
 
-    Ultralytics' ``BaseModel.fuse`` calls this once cspdet is installed; calling it again changes nothing.
+    Ultralytics' ``BaseModel.fuse`` calls this once cspdet is installed; calling it again changes nothing. Blocks whose
+    convs still have their BatchNorms are left as they are (ultralytics 8.3's fuse() skips models of under 10).
 
     Args:
         model (nn.Module): A model or block whose ultralytics Convs are fused.
@@ -139,6 +140,8 @@ def fold_shortcuts(model: nn.Module) -> nn.Module:
         >>> model = YOLO("csp_wrc-n.yaml").model.fuse()  # folds the BatchNorms, then calls fold_shortcuts
     """
     for module in model.modules():
-        if hasattr(module, "fuse_shortcuts"):
+        if hasattr(module, "fuse_shortcuts") and not any(
+            isinstance(m, Conv) and hasattr(m, "bn") for m in module.modules()
+        ):
             module.fuse_shortcuts()
     return model

@@ -11,6 +11,7 @@ from torch import nn
 from ultralytics.nn.modules import C3, C2f, C3k2, Conv
 from ultralytics.nn.modules.block import C3k
 
+from cspdet.integration.registry import upstream_arguments
 from cspdet.nn.blocks import ResidualBlock, WRCBottleneck
 from cspdet.nn.fold import fuse_c2f_shortcuts, fuse_c3_shortcuts
 
@@ -130,14 +131,15 @@ class C3k2WRC(WeightedStage, C3k2):
         n (int): Number of blocks.
         c3k (bool): Use C3k blocks (ultralytics turns this on for the m/l/x scales).
         e (float): Hidden-channel expansion.
-        attn (bool): Use Bottleneck + PSABlock attention blocks.
+        attn (bool): Use Bottleneck + PSABlock attention blocks (ultralytics 8.4 and later).
         g (int): Groups.
         shortcut (bool): Whether the bottlenecks have shortcuts.
         wrc (bool | str | dict): Shortcut weighting (see WRCSpec); false gives exactly ultralytics' C3k2.
     """
 
     def __init__(self, c1: int, c2: int, n=1, c3k=False, e=0.5, attn=False, g=1, shortcut=True, wrc=True):
-        super().__init__(c1, c2, n, c3k, e, attn, g, shortcut)
+        values = {"c3k": c3k, "e": e, "attn": attn, "g": g, "shortcut": shortcut}
+        super().__init__(c1, c2, n, *upstream_arguments(C3k2WRC, C3k2, 4, values, "C3k2WRC"))  # attn: 8.4 and later
         self.adopt(self, wrc)
 
     fuse_shortcuts = fuse_c2f_shortcuts

@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from ultralytics import YOLO
-from ultralytics.cfg import get_cfg
 from ultralytics.utils import TQDM
 from ultralytics.utils.torch_utils import get_flops
+
+from cspdet.integration.training import training_loss
 
 
 def interleaved(candidates: dict[str, Callable[[], object]], rounds: int, reps: int = 1, seed: int = 0) -> dict:
@@ -85,7 +86,6 @@ def onnx_latency(cfg: str, imgsz: int, folder: Path) -> Callable[[], object]:
 def training_step(cfg: str, imgsz: int, batch: int) -> Callable[[], object]:
     """One forward/backward/SGD step on a random batch with 4 random boxes per image (ultralytics' own loss)."""
     model = YOLO(cfg).model
-    model.args = get_cfg()  # the loss reads its gains from the trainer's arguments
     model.train()
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     generator = torch.Generator().manual_seed(0)
@@ -100,7 +100,7 @@ def training_step(cfg: str, imgsz: int, batch: int) -> Callable[[], object]:
 
     def step():
         optimizer.zero_grad()
-        loss, _ = model.loss(data)
+        loss, _ = training_loss(model, data)
         loss.sum().backward()
         optimizer.step()
 

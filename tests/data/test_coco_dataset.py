@@ -16,6 +16,8 @@ from ultralytics.utils import LOGGER
 
 from cspdet.data.dataset import COCODataset
 
+pytestmark = pytest.mark.compat("COCO")
+
 
 @pytest.fixture
 def coco_dataset(tmp_path):

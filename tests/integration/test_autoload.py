@@ -3,7 +3,10 @@
 import re
 import sys
 
+import pytest
 from conftest import REPO, run
+
+pytestmark = pytest.mark.compat("lifecycle")
 
 PY = sys.executable
 

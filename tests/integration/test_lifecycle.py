@@ -9,6 +9,8 @@ import pytest
 import torch
 from conftest import run, yolo
 
+from cspdet.integration.compat import upstream_features
+
 CPU = ["device=cpu", "workers=0", "imgsz=64", "batch=4"]
 
 
@@ -30,6 +32,7 @@ def trained(tiny_dataset, tmp_path_factory):
     return project / "train", tiny_dataset
 
 
+@pytest.mark.compat("lifecycle")
 def test_train_writes_checkpoints_and_wrc_log(trained):
     save_dir, _ = trained
     assert (save_dir / "weights" / "best.pt").is_file() and (save_dir / "weights" / "last.pt").is_file()
@@ -39,6 +42,7 @@ def test_train_writes_checkpoints_and_wrc_log(trained):
     assert (save_dir / "wrc_weights.png").stat().st_size > 10_000  # plotted at the end of training
 
 
+@pytest.mark.compat("lifecycle")
 def test_val_and_predict(trained, tmp_path):
     import csv
     import re
@@ -68,10 +72,14 @@ def test_val_and_predict(trained, tmp_path):
         *CPU,
         cwd=tmp_path,
     )
-    assert len(list((tmp_path / "predict").glob("*.jpg"))) == 4
+    assert len([f for f in (tmp_path / "predict").iterdir() if f.is_file()]) == 4  # .jpg, or the source's suffix
     assert all(f.read_text().strip() for f in (tmp_path / "predict" / "labels").glob("*.txt"))
 
 
+@pytest.mark.compat("safe loading")
+@pytest.mark.skipif(
+    not upstream_features()["weights-only loading (ULTRALYTICS_SAFE_LOAD=1)"], reason="ultralytics before 8.4.67"
+)
 def test_restricted_loading(trained, tmp_path):
     save_dir, data = trained
     best = save_dir / "weights" / "best.pt"
@@ -93,6 +101,7 @@ def perturb_wrc(checkpoint: Path, out: Path):
     torch.save(ckpt, out)
 
 
+@pytest.mark.compat("export")
 def test_export_onnx_matches_pytorch(trained, tmp_path):
     import onnxruntime
     from ultralytics import YOLO
@@ -112,6 +121,7 @@ def test_export_onnx_matches_pytorch(trained, tmp_path):
     np.testing.assert_allclose(ort, reference, atol=1e-3, rtol=1e-3)
 
 
+@pytest.mark.compat("lifecycle")
 def test_resume_after_interruption(tiny_dataset, tmp_path):
     """A run killed after its first epoch continues from last.pt with `yolo train resume`."""
     interrupted = f"""
@@ -132,6 +142,7 @@ model.train(data={str(tiny_dataset)!r}, epochs=2, project={str(tmp_path)!r}, nam
     assert len((tmp_path / "run" / "wrc_weights.csv").read_text().splitlines()) == 1 + 2 * 7
 
 
+@pytest.mark.compat("lifecycle")
 def test_checkpoint_without_cspdet_names_it(trained, tmp_path):
     """Where cspdet is not installed, loading a cspdet checkpoint ends naming cspdet as the missing package."""
     save_dir, _ = trained
@@ -145,5 +156,4 @@ def test_checkpoint_without_cspdet_names_it(trained, tmp_path):
     result = run([sys.executable, "-S", "-c", code], cwd=tmp_path, check=False)
     assert result.returncode != 0
     assert "appears to require 'cspdet'" in result.stdout
-    assert "requirement ['cspdet'] not found, AutoUpdate disabled" in result.stdout  # YOLO_AUTOINSTALL=0
     assert result.stderr.rstrip().endswith("No module named 'cspdet'")

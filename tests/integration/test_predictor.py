@@ -1,10 +1,13 @@
 """Queue predictors: the model's own predictor fed with ready batches gives the results of Model.predict."""
 
 import numpy as np
+import pytest
 import torch
 from ultralytics import YOLO
 
 from cspdet.integration.predictor import queue_predictor, share_predictor, source_types
+
+pytestmark = pytest.mark.compat("video")
 
 
 class Batches:

@@ -15,6 +15,8 @@ from ultralytics.utils import LOGGER
 import cspdet
 from cspdet.integration import REGISTRY
 
+pytestmark = pytest.mark.compat("parsing")
+
 SCALES = "nslmx"
 # ultralytics model, its CSP module, cspdet's weighted twin, and the upstream defaults of the arguments after c2
 FAMILIES = [

@@ -53,6 +53,7 @@ def test_outputs_match_the_input_video(annotated, video, video_info):
     assert all(stage in summary for stage in ("decode", "inference", "drawing", "encoding"))
 
 
+@pytest.mark.compat("video")
 def test_detections_equal_yolo_predict(annotated, tmp_path, model, video, imgsz):
     ours = read_detections(annotated[0] / "shapes.jsonl")  # batch 4
     theirs = yolo_predict_labels(model, video, imgsz, tmp_path)  # batch 1

@@ -1,0 +1,66 @@
+"""The matrix's pytest plugin and its docs/compat.md sections, on a small test file run by pytest itself."""
+
+import json
+import sys
+
+from conftest import run
+
+from cspdet.research.compat import REPORT_ENV, write_doc
+
+TESTS = """
+import pytest
+
+@pytest.mark.compat("parsing")
+def test_a():
+    pass
+
+@pytest.mark.compat("parsing")
+def test_b():
+    assert False
+
+@pytest.mark.compat("safe loading")
+@pytest.mark.skipif(True, reason="not in this release")
+def test_c():
+    pass
+
+def test_not_in_the_selection():
+    pass
+"""
+
+
+def test_plugin_records_each_compat_test(tmp_path):
+    (tmp_path / "test_sample.py").write_text(TESTS)
+    report = tmp_path / "report.json"
+    args = [sys.executable, "-m", "pytest", "-p", "cspdet.research.compat", "-p", "no:cacheprovider", "-q"]
+    result = run([*args, "test_sample.py"], cwd=tmp_path, env={REPORT_ENV: str(report)}, check=False)
+    assert result.returncode == 1  # test_b
+    found = json.loads(report.read_text())
+    assert {name.split("::")[1]: (t["check"], t["outcome"]) for name, t in found["tests"].items()} == {
+        "test_a": ("parsing", "passed"),
+        "test_b": ("parsing", "failed"),
+        "test_c": ("safe loading", "skipped"),
+    }
+    assert all(t["seconds"] >= 0 for t in found["tests"].values()) and found["collection_errors"] == []
+    assert set(found["features"]) and all(isinstance(v, bool) for v in found["features"].values())
+
+
+def test_doc_sections(tmp_path):
+    doc = tmp_path / "compat.md"
+    sections = "<!-- matrix:start -->\n<!-- matrix:end -->\n\n<!-- features:start -->\n<!-- features:end -->"
+    doc.write_text(f"# Compatibility\n\n{sections}\n\nkept\n")
+    release = {
+        "python": "3.11.7", "torch": "2.15.0", "environment seconds": 3.2, "test seconds": 300.0, "failed": [],
+        "collection errors": [], "features": {"weights-only loading": False},
+        "checks": {"parsing": {"outcome": "passed", "seconds": 12.3},
+                   "safe loading": {"outcome": "skipped", "seconds": 0}},
+    }  # fmt: skip
+    newer = {**release, "features": {"weights-only loading": True}, "failed": ["tests/x.py::test_y"]}
+    newer["checks"] = {**release["checks"], "safe loading": {"outcome": "failed", "seconds": 4.0}}
+    write_doc(doc, {"8.4.67": newer, "8.3.0": release}, "cspdet compat 8.3.0 8.4.67")
+    text = doc.read_text()
+    assert text.startswith("# Compatibility") and text.rstrip().endswith("kept")
+    assert "Command: `cspdet compat 8.3.0 8.4.67`" in text
+    assert text.index("| 8.3.0 |") < text.index("| 8.4.67 |")  # by version
+    assert "| 8.3.0 | not run | ✓ 12 s | not run | not run | n/a |" in text
+    assert "| ✗ FAILED 4 s |" in text and "- 8.4.67: failed tests/x.py::test_y" in text
+    assert "| weights-only loading | 8.4.67 | 1 |" in text
