@@ -21,6 +21,7 @@ COMMANDS = {  # name -> module of cspdet.cli
     "ablate": "ablate",
     "bench": "bench",
     "gpu-check": "gpu_check",
+    "video": "video",
 }
 FAILURES = (CspdetError, ValueError, OSError)  # bad input: reported in one line, no traceback
 
