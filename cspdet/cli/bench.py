@@ -16,6 +16,7 @@ BENCHMARKS = {  # name -> module of cspdet.cli with a docstring, add_arguments(p
     "coco-eval": "bench_coco_eval",
     "coco-ingest": "bench_coco_ingest",
     "startup": "bench_startup",
+    "video": "bench_video",
 }
 DEFAULT_DOC = Path("docs/benchmarks.md")
 

@@ -111,6 +111,12 @@ def cut_clip(video: str | Path, out: str | Path, count: int) -> Path:
     return Path(out)
 
 
+def frame_size(video: str | Path) -> tuple[int, int]:
+    """(width, height) of ``video``'s frames."""
+    with av.open(str(video)) as container:
+        return container.streams.video[0].width, container.streams.video[0].height
+
+
 def timestamps(video: str | Path) -> tuple[str, str, list[Fraction]]:
     """(codec, pixel format, presentation time of every frame in seconds) of ``video``'s first video stream."""
     with av.open(str(video)) as container:
@@ -200,8 +206,5 @@ def yolo_predict_detections(model: str | Path, video: str | Path, imgsz: int, pr
     result = subprocess.run(args, capture_output=True, text=True)
     if result.returncode:
         raise RuntimeError(f"{' '.join(args)} exited {result.returncode}:\n{result.stdout[-2000:]}{result.stderr}")
-    with av.open(str(video)) as container:
-        stream = container.streams.video[0]
-        size = (stream.width, stream.height)
     count = sum(1 for _ in frames(video))
-    return read_yolo_labels(Path(project) / "labels" / "labels", Path(video).stem, count, size)
+    return read_yolo_labels(Path(project) / "labels" / "labels", Path(video).stem, count, frame_size(video))
