@@ -53,12 +53,15 @@ def run(args, doc) -> int:
     codec, pix_fmt, times = vb.timestamps(clip)
     frames = len(times)
 
-    commands, files = {}, {}  # (imgsz, name) -> command; (imgsz, format) -> model file
+    commands, files, fresh = {}, {}, {}  # (imgsz, name) -> command, yolo's output folder; (imgsz, format) -> file
     for imgsz in args.imgsz:
         folder = work / str(imgsz)
         folder.mkdir(exist_ok=True)
         best = folder / "best.pt"
-        shutil.copy(args.model, best) if args.model else vb.demo_model(best, clip, imgsz=imgsz)
+        if args.model:
+            shutil.copy(args.model, best)
+        else:
+            vb.demo_model(best, clip, imgsz=imgsz)
         for fmt in args.formats:
             files[imgsz, fmt] = best if fmt == "pt" else YOLO(best).export(format=fmt, imgsz=imgsz, dynamic=True)
             name = Path(files[imgsz, fmt]).name
@@ -68,14 +71,17 @@ def run(args, doc) -> int:
             commands[imgsz, f"yolo predict {name}"] = ["yolo", "predict", f"model={files[imgsz, fmt]}",
                 f"source={clip}", f"imgsz={imgsz}", "save=True", "save_txt=True", "save_conf=True", "device=cpu",
                 f"project={folder}", f"name={fmt}", "exist_ok=True"]  # fmt: skip
+            fresh[imgsz, f"yolo predict {name}"] = folder / fmt
         commands[imgsz, "stock"] = ["yolo", "predict", f"model={best}", f"source={clip}", "save=True", "device=cpu",
                                     f"project={folder}", "name=stock", "exist_ok=True"]  # fmt: skip
+        fresh[imgsz, "stock"] = folder / "stock"
 
     runs, rng, load = {key: [] for key in commands}, random.Random(0), [os.getloadavg()[0]]
     order = list(commands)
     for r in range(args.rounds):
         rng.shuffle(order)
         for key in TQDM(order, desc=f"round {r + 1}/{args.rounds}"):
+            shutil.rmtree(fresh.get(key, work / "-"), ignore_errors=True)  # older releases append to label files
             runs[key].append(vb.timed(commands[key]))
     load.append(os.getloadavg()[0])
 

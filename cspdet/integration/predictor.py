@@ -126,6 +126,11 @@ def limit_threads(predictor, path: str | Path, threads: int):
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         runtime.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        if getattr(runtime, "io", None) is not None:  # 8.3.x runs static exports through an IOBinding, also on CPU
+            runtime.io = runtime.session.io_binding()
+            for output, tensor in zip(runtime.session.get_outputs(), runtime.bindings):
+                runtime.io.bind_output(output.name, "cpu", 0, tensor.numpy().dtype.type, tuple(tensor.shape),
+                                       tensor.data_ptr())  # fmt: skip
     elif fmt == "openvino" and hasattr(runtime, "ov_compiled_model"):
         import openvino
 

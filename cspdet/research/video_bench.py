@@ -94,7 +94,7 @@ def demo_model(path: str | Path, video: str | Path, imgsz: int = 320, cfg: str =
         threshold = torch.logit(scores.topk(per_image, dim=1).values[:, -1]).median()
         for layer in classifiers:
             layer.bias.fill_(float(torch.logit(torch.tensor(0.25)) - threshold))
-    model.save(path)
+    torch.save({"model": net.half(), "train_args": {}}, path)  # a checkpoint as Model.save writes it (8.3.0 cannot)
     return Path(path)
 
 
@@ -202,7 +202,8 @@ def yolo_predict_detections(model: str | Path, video: str | Path, imgsz: int, pr
     """Detections of ``yolo predict`` (stock CLI, batch 1) on ``video``, read back from its save_txt labels."""
     yolo = str(Path(sys.executable).with_name("yolo"))
     args = [yolo, "predict", f"model={model}", f"source={video}", f"imgsz={imgsz}", "save=False", "save_txt=True"]
-    args += ["save_conf=True", "device=cpu", f"project={project}", "name=labels", "exist_ok=True", "verbose=False"]
+    args += ["save_conf=True", "device=cpu", f"project={Path(project).resolve()}", "name=labels", "exist_ok=True"]
+    args += ["verbose=False"]
     result = subprocess.run(args, capture_output=True, text=True)
     if result.returncode:
         raise RuntimeError(f"{' '.join(args)} exited {result.returncode}:\n{result.stdout[-2000:]}{result.stderr}")

@@ -68,15 +68,18 @@ def stream_clip(url: str, frames: int, fps: float, size=(320, 240), seed=0, wait
     something listens there (trying for ``wait`` seconds)."""
     deadline = time.monotonic() + wait
     while True:
+        container = av.open(url, "w", format="mpegts")
+        stream = _video_stream(container, size, fps)
         try:
-            container = av.open(url, "w", format="mpegts")
+            container.start_encoding()  # connects
             break
         except ConnectionRefusedError:
+            container.close()
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
     with container:
-        _encode(container, _video_stream(container, size, fps), frames, size, fps, vfr=False, seed=seed, pace=True)
+        _encode(container, stream, frames, size, fps, vfr=False, seed=seed, pace=True)
 
 
 def read_video(path) -> dict:
