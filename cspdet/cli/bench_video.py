@@ -127,7 +127,7 @@ def run(args, doc) -> int:
         f"model: {model}, exported with `yolo export format=F imgsz=N dynamic=True`. CPU: {get_cpu_info()} "
         f"({os.cpu_count()} cores), torch {torch.__version__}; load average {load[0]:.1f} at the start and "
         f"{load[1]:.1f} at the end. {args.rounds} interleaved rounds, medians; frames/s from the command's entry "
-        "point (model loading included, imports excluded). `cspdet video` writes H.264 (libx264 veryfast, yuv420p, "
+        "point (model loading included, imports excluded). `cspdet video` writes H.264 (libx264 ultrafast, yuv420p, "
         "+faststart) and JSON lines; `yolo predict` writes MJPG .avi and label files (`save_txt=True "
         "save_conf=True`); the stock reference writes only its video, at its default imgsz (640). "
         f"Outputs of `cspdet video`: H.264 yuv420p with the input's {frames} timestamps in "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
+import numpy as np
 from ultralytics.data.loaders import SourceTypes
 from ultralytics.engine.predictor import BasePredictor
 from ultralytics.engine.results import Results
@@ -139,6 +140,11 @@ def limit_threads(predictor, path: str | Path, threads: int):
         xml = Path(path) if Path(path).is_file() else next(Path(path).glob("*.xml"))
         config = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": threads}
         config["ENABLE_CPU_PINNING"] = False  # the workers share the cores
-        runtime.ov_compiled_model = openvino.Core().compile_model(str(xml), "CPU", config)
+        compiled = openvino.Core().compile_model(str(xml), "CPU", config)
+        # One call now, in one thread: the first call initialises a C++ static in OpenVINO's Python binding, and two
+        # threads making it at once can deadlock (one holds the GIL, the other the static's guard).
+        shape = compiled.input().get_partial_shape()
+        compiled(np.zeros([d.get_length() if d.is_static else 1 if i == 0 else 64 for i, d in enumerate(shape)], "f4"))
+        runtime.ov_compiled_model = compiled
     elif fmt in ("onnx", "openvino"):
         raise TypeError(f"{path}: this ultralytics keeps its {fmt} runtime where cspdet.video does not look for it")
