@@ -1,13 +1,13 @@
 """Fixtures for cspdet.video: PyAV-written shapes clips, a demo model calibrated on them, a loaded backend.
 
-Helpers are fixtures or the ``clips`` module (not this conftest) so that it never shadows the top-level one. The
-offline environment comes from tests/conftest.py.
+The offline environment comes from tests/conftest.py; clip helpers are in tests/video/clips.py.
 """
 
 from pathlib import Path
 
 import pytest
-from clips import write_clip
+
+from video.clips import write_clip
 
 IMGSZ = 160  # the 320x240 clips are letterboxed to 160x128: small and fast
 

@@ -3,9 +3,9 @@
 import json
 
 import pytest
-from clips import audio_packets, read_video, write_clip
 
 from cspdet.video import VideoError, check_output, predict_video
+from video.clips import audio_packets, read_video, write_clip
 
 
 def test_h264_output_has_the_input_frames_and_timestamps(tmp_path, backend, clip):
