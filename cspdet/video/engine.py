@@ -283,8 +283,7 @@ class Run:
             for thread in (reader, writer, *workers):
                 thread.start()
             for thread in workers:
-                thread.join()
-            self.feed.end(drop=True)  # a worker failed: the reader stops too
+                thread.join()  # they end once the feed has ended: source read, Ctrl-C or an error
             self.results.put(None)
             writer.join()
             reader.join(timeout=1.0)  # a stream blocked in a read closes itself after its read timeout

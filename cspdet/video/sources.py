@@ -23,7 +23,7 @@ from ultralytics.data.utils import VID_FORMATS
 from cspdet.errors import CspdetError
 
 OPEN_TIMEOUT_S, READ_TIMEOUT_S = 10.0, 10.0  # a stream that sends nothing for this long has ended
-CAMERA_TIME_BASE = Fraction(1, 1000)  # webcam frames are stamped with the capture clock, in milliseconds
+CLOCK_TIME_BASE = Fraction(1, 1000)  # milliseconds: webcam frames (the capture clock), streams without a time base
 LOCAL_SCHEMES = ("file",)  # URL schemes read as files: not live unless asked
 
 
@@ -109,7 +109,8 @@ class FFmpegSource(Source):
             stream.thread_type = "AUTO"  # FFmpeg's frame and slice threads
             audio = self.container.streams.audio[0] if self.container.streams.audio else None
             rate = stream.average_rate or stream.guessed_rate or Fraction(30)
-            super().__init__(name, live, (stream.width, stream.height), rate, stream.time_base, stream.frames, audio)
+            time_base = stream.time_base or CLOCK_TIME_BASE
+            super().__init__(name, live, (stream.width, stream.height), rate, time_base, stream.frames, audio)
             self.pace, self.corrupt, self.early_audio, self.on_audio = live and not url, 0, [], None
             self._decoded = self._decode(stream)
             self.first = next(self._decoded, None)
@@ -130,7 +131,7 @@ class FFmpegSource(Source):
     def _decode(self, stream) -> Iterator[Frame]:
         """Demux and decode: yield video frames, keep audio packets for ``read``, skip packets that fail to decode."""
         streams = [stream, self.audio] if self.audio else [stream]
-        index, rate, fallback = 0, self.rate, self.time_base or CAMERA_TIME_BASE
+        index, rate, time_base = 0, self.rate, self.time_base
         for packet in self.container.demux(streams):
             if packet.stream.type == "audio":
                 if packet.dts is not None:  # the demuxer's final empty packet has none
@@ -143,8 +144,8 @@ class FFmpegSource(Source):
                 self.corrupt += 1
                 continue
             for picture in pictures:
-                pts = picture.pts if picture.pts is not None else round(index / rate / fallback)
-                frame = Frame(index, pts, float(pts * fallback), time.monotonic(), picture)
+                pts = picture.pts if picture.pts is not None else round(index / rate / time_base)
+                frame = Frame(index, pts, float(pts * time_base), time.monotonic(), picture)
                 if not self.live:
                     frame.image  # noqa: B018  (convert here, in the decoder thread; live frames convert if kept)
                 self.busy += time.perf_counter() - start
@@ -186,7 +187,7 @@ class CameraSource(Source):
         self.start = time.monotonic()
         fps = self.capture.get(cv2.CAP_PROP_FPS)
         rate = Fraction(fps).limit_denominator(1001) if 0 < fps < 1000 else Fraction(30)
-        super().__init__(str(index), live, (image.shape[1], image.shape[0]), rate, CAMERA_TIME_BASE)
+        super().__init__(str(index), live, (image.shape[1], image.shape[0]), rate, CLOCK_TIME_BASE)
         self.first = image
 
     def read(self, on_audio=None):
@@ -194,8 +195,8 @@ class CameraSource(Source):
         image, index = self.first, 0
         while image is not None:
             captured = time.monotonic()
-            pts = round((captured - self.start) / CAMERA_TIME_BASE)
-            yield Frame(index, pts, float(pts * CAMERA_TIME_BASE), captured, image)
+            pts = round((captured - self.start) / CLOCK_TIME_BASE)
+            yield Frame(index, pts, float(pts * CLOCK_TIME_BASE), captured, image)
             start = time.perf_counter()
             ok, image = self.capture.read()
             self.busy += time.perf_counter() - start
