@@ -25,6 +25,7 @@ COMMANDS = {  # name -> module of cspdet.cli
     "bench": "bench",
     "gpu-check": "gpu_check",
     "train": "train",
+    "video": "video",
 }
 FAILURES = (CspdetError, ValueError, OSError)  # bad input: reported in one line, no traceback
 

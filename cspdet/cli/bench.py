@@ -17,6 +17,7 @@ BENCHMARKS = {  # name -> module of cspdet.cli with a docstring, add_arguments(p
     "coco-ingest": "bench_coco_ingest",
     "startup": "bench_startup",
     "ddp": "bench_ddp",
+    "video": "bench_video",
 }
 DEFAULT_DOC = Path("docs/benchmarks.md")
 

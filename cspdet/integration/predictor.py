@@ -1,14 +1,45 @@
-"""Ultralytics predictors fed from a frame queue: what cspdet.video needs from BasePredictor's internals.
+"""Ultralytics predictors fed from a frame queue: what cspdet.video needs from predictor and AutoBackend internals.
 
 A queue predictor is the model's own task predictor (its preprocessing, NMS, trackers and results) whose
 ``setup_source`` takes an iterable of ``(paths, frames, info)`` batches instead of a path it would decode itself.
-``probe()`` checks the BasePredictor methods used here (``setup_source`` takes ``stride`` only from 8.3.237 on).
+``limit_threads`` rebuilds an exported model's runtime session with fewer threads. ``probe()`` checks what this
+module relies on; it works on ultralytics 8.3.0 to 8.4.x, where ``setup_source`` gained ``stride`` (8.3.237),
+AutoBackend moved each runtime into a ``backend`` object and gained ``format`` (8.4).
 """
 
 from __future__ import annotations
 
+import inspect
+from pathlib import Path
+
+import numpy as np
 from ultralytics.data.loaders import SourceTypes
+from ultralytics.engine.predictor import BasePredictor
+from ultralytics.engine.results import Results
 from ultralytics.utils.checks import check_imgsz
+
+FLAGS = {"pt": "pt", "nn_module": "pt", "jit": "torchscript", "onnx": "onnx", "xml": "openvino"}  # before 8.4
+FREE_BATCH = {"pt", "torchscript"}  # formats that take any batch size even when exported without dynamic=True
+
+
+def probe():
+    """Raise, saying what is missing, when the installed ultralytics lacks the predictor internals used here."""
+    expected = {
+        BasePredictor.__init__: ["cfg", "overrides", "_callbacks"],
+        BasePredictor.setup_source: ["source"],
+        BasePredictor.setup_model: ["model", "verbose"],
+        BasePredictor.stream_inference: ["source", "model"],
+        Results.plot: ["conf", "line_width"],
+    }
+    for function, parameters in expected.items():
+        found = list(inspect.signature(function).parameters)[1:]
+        if found[: len(parameters)] != parameters:
+            raise TypeError(f"{function.__qualname__} takes {found}, not {parameters} first")
+    for name in ("labels", "boxes"):
+        if name not in inspect.signature(Results.plot).parameters:
+            raise TypeError(f"Results.plot has no '{name}' argument")
+    if "stream" not in inspect.signature(SourceTypes).parameters:
+        raise TypeError("SourceTypes has no 'stream' field")
 
 
 def source_types(stream: bool) -> SourceTypes:
@@ -21,8 +52,6 @@ class _QueueSource:
 
     def setup_source(self, source, stride: int | None = None):
         """Use ``source`` as the dataset and set the inference size the way BasePredictor.setup_source does."""
-        import torchvision  # noqa: F401  (imported by ultralytics for video sources: its NMS then uses torchvision's)
-
         if hasattr(self.model, "imgsz") and not getattr(self.model, "dynamic", False):
             self.args.imgsz = self.model.imgsz  # exported models run at their export size
         self.imgsz = check_imgsz(self.args.imgsz, stride=stride or self.model.stride, min_dim=2)
@@ -30,21 +59,23 @@ class _QueueSource:
 
 
 def queue_predictor(yolo, overrides: dict):
-    """Return ``yolo``'s task predictor with ``overrides``, reading from a queue, its model loaded (setup_model)."""
+    """Return ``yolo``'s task predictor with ``overrides``, reading from a queue, its own model loaded (setup_model)."""
+    import torchvision  # noqa: F401  (ultralytics imports it for video sources: its NMS then uses torchvision's)
     from cspdet.integration.compat import require
 
     require("predictor", use="video inference (cspdet.video)")
+
     base = yolo.task_map[yolo.task]["predictor"]
     predictor = type(f"Queue{base.__name__}", (_QueueSource, base), {})(overrides=overrides, _callbacks=yolo.callbacks)
     predictor.setup_model(model=yolo.model, verbose=False)
     return predictor
 
 
-def share_predictor(predictor):
-    """A second predictor of the same class and arguments running the same loaded model, for another thread."""
-    worker = type(predictor)(overrides=vars(predictor.args), _callbacks=predictor.callbacks)
-    worker.model, worker.device = predictor.model, predictor.device
-    return worker
+def half_precision(half: bool) -> dict:
+    """The predictor argument for FP16 inference: ``quantize=16`` from 8.4.1xx on, ``half=True`` before."""
+    from ultralytics.utils import DEFAULT_CFG_DICT
+
+    return {"quantize": 16 if half else None} if "quantize" in DEFAULT_CFG_DICT else {"half": half}
 
 
 def register_tracker(yolo):
@@ -54,21 +85,69 @@ def register_tracker(yolo):
     register(yolo, persist=False)
 
 
-def probe():
-    """Check the BasePredictor methods and attributes that queue predictors rely on."""
-    import inspect
+def model_format(predictor) -> str:
+    """The loaded model's format: 'pt', 'torchscript', 'onnx', 'openvino', or another of ultralytics' formats."""
+    model = predictor.model
+    if found := getattr(model, "format", None):
+        return found
+    return next((name for flag, name in FLAGS.items() if getattr(model, flag, False)), "other")
 
-    from ultralytics.engine.predictor import BasePredictor
 
-    expected = {
-        "__init__": ["cfg", "overrides", "_callbacks"],
-        "setup_source": ["source"],
-        "setup_model": ["model", "verbose"],
-        "stream_inference": ["source", "model"],
-    }
-    for method, parameters in expected.items():
-        found = list(inspect.signature(getattr(BasePredictor, method)).parameters)[1:]
-        if found[: len(parameters)] != parameters:
-            raise TypeError(f"BasePredictor.{method} takes {found}, not {parameters} first")
-    if "stream" not in inspect.signature(SourceTypes).parameters:
-        raise TypeError("SourceTypes has no 'stream' field")
+def export_batch(predictor) -> int | None:
+    """The batch size a static export takes, or None when the model takes any (PyTorch, TorchScript, dynamic)."""
+    model = predictor.model
+    if model_format(predictor) in FREE_BATCH or getattr(model, "dynamic", False):
+        return None
+    return int(getattr(model, "batch", 1))
+
+
+def export_shape(predictor) -> tuple[int, int] | None:
+    """The (height, width) a static export letterboxes every frame to, or None when the shape follows the frames."""
+    model = predictor.model
+    if model_format(predictor) == "pt" or getattr(model, "dynamic", False) or not hasattr(model, "imgsz"):
+        return None
+    imgsz = model.imgsz
+    return (imgsz, imgsz) if isinstance(imgsz, int) else tuple(imgsz)
+
+
+def limit_threads(predictor, path: str | Path, threads: int):
+    """Run an exported model on the CPU with ``threads`` threads and no busy-waiting, so that workers sharing the
+    cores do not oversubscribe them (ONNX Runtime, OpenVINO); other formats and devices are left as they are.
+
+    Args:
+        predictor (BasePredictor): A queue predictor whose model was loaded from ``path``.
+        path (str | Path): The ``.onnx`` file or ``*_openvino_model`` folder.
+        threads (int): Threads for one inference call.
+    """
+    runtime = getattr(predictor.model, "backend", predictor.model)  # 8.4 keeps the runtime in a backend object
+    fmt = model_format(predictor)
+    if fmt == "onnx" and hasattr(runtime, "session"):
+        import onnxruntime
+
+        if runtime.session.get_providers()[0] != "CPUExecutionProvider":
+            return
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        runtime.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        if getattr(runtime, "io", None) is not None:  # 8.3.x runs static exports through an IOBinding, also on CPU
+            runtime.io = runtime.session.io_binding()
+            for output, tensor in zip(runtime.session.get_outputs(), runtime.bindings):
+                runtime.io.bind_output(output.name, "cpu", 0, tensor.numpy().dtype.type, tuple(tensor.shape),
+                                       tensor.data_ptr())  # fmt: skip
+    elif fmt == "openvino" and hasattr(runtime, "ov_compiled_model"):
+        import openvino
+
+        if runtime.ov_compiled_model.get_property("EXECUTION_DEVICES") != ["CPU"]:
+            return
+        xml = Path(path) if Path(path).is_file() else next(Path(path).glob("*.xml"))
+        config = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": threads}
+        config["ENABLE_CPU_PINNING"] = False  # the workers share the cores
+        compiled = openvino.Core().compile_model(str(xml), "CPU", config)
+        # One call now, in one thread: the first call initialises a C++ static in OpenVINO's Python binding, and two
+        # threads making it at once can deadlock (one holds the GIL, the other the static's guard).
+        shape = compiled.input().get_partial_shape()
+        compiled(np.zeros([d.get_length() if d.is_static else 1 if i == 0 else 64 for i, d in enumerate(shape)], "f4"))
+        runtime.ov_compiled_model = compiled
+    elif fmt in ("onnx", "openvino"):
+        raise TypeError(f"{path}: this ultralytics keeps its {fmt} runtime where cspdet.video does not look for it")

@@ -1,0 +1,211 @@
+"""Video inference against ``yolo predict``: a demo model, clips, timed commands, detection and timestamp checks.
+
+``cspdet bench video`` uses these to time ``cspdet video`` and ``yolo predict ... save=True`` on the same clip and
+model file, each run as a user runs it in a fresh process, interleaved.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+from ultralytics import YOLO
+from ultralytics.data.augment import LetterBox
+
+# Imports torch, ultralytics and (through its hook) cspdet, untimed, then runs the command from its entry point.
+DRIVER = """
+import sys, time
+import ultralytics.cfg
+command = sys.argv[1:]
+sys.argv[:] = command  # in place: ultralytics keeps a reference to this list
+start = time.perf_counter()
+try:
+    if command[0] == "yolo":
+        ultralytics.cfg.entrypoint()
+    else:
+        from cspdet.cli import main
+        code = main(command[1:])
+        if code:
+            raise SystemExit(code)
+finally:
+    print(f"timed: {time.perf_counter() - start:.3f} s", flush=True)
+"""
+
+
+def frames(video: str | Path, count: int | None = None):
+    """Yield the first ``count`` (all when None) decoded frames of ``video`` as PyAV frames."""
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for index, frame in enumerate(container.decode(stream)):
+            if index == count:
+                return
+            yield frame
+
+
+def demo_model(path: str | Path, video: str | Path, imgsz: int = 320, cfg: str = "csp_wrc-n.yaml", per_image: int = 8):
+    """Save an untrained model that gives a few image-dependent detections per frame of ``video``.
+
+    Freshly initialised weights shrink activations towards zero through the depth, so every anchor gets the same score.
+    Setting the BatchNorm statistics from 16 letterboxed frames spread over ``video`` restores image-dependent outputs,
+    and the class bias is then set so that in the median frame ``per_image`` anchors score above ultralytics' default
+    confidence (0.25); NMS leaves fewer boxes. Whole frames still shift up or down, so a few frames get many boxes.
+    The statistics depend on the input size: calibrate for each ``imgsz``.
+
+    Args:
+        path (str | Path): Output ``.pt``.
+        video (str | Path): Video whose frames calibrate the model.
+        imgsz (int): Inference size the model will be run at.
+        cfg (str): Model YAML (cspdet or ultralytics).
+        per_image (int): Anchors per frame to score above 0.25 before NMS.
+
+    Returns:
+        (Path): ``path``.
+    """
+    torch.manual_seed(0)
+    model = YOLO(cfg)
+    letterbox = LetterBox(imgsz, auto=True, stride=32)
+    with av.open(str(video)) as container:
+        step = max(1, container.streams.video[0].frames // 16)
+    picked = [f for i, f in enumerate(frames(video, 16 * step)) if i % step == 0]
+    images = np.stack([letterbox(image=f.to_ndarray(format="bgr24")) for f in picked])
+    images = torch.from_numpy(images[..., ::-1].copy()).permute(0, 3, 1, 2).float() / 255
+    net = model.model
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.reset_running_stats()
+            module.momentum = None  # a plain average over the calibration batch
+    with torch.no_grad():
+        net.train()(images)
+        classifiers = [branch[-1] for branch in net.model[-1].cv3]
+        for layer in classifiers:
+            layer.bias.zero_()
+        scores = net.eval()(images)[0][:, 4:].amax(1)  # (frames, anchors) best class score
+        threshold = torch.logit(scores.topk(per_image, dim=1).values[:, -1]).median()
+        for layer in classifiers:
+            layer.bias.fill_(float(torch.logit(torch.tensor(0.25)) - threshold))
+    torch.save({"model": net.half(), "train_args": {}}, path)  # a checkpoint as Model.save writes it (8.3.0 cannot)
+    return Path(path)
+
+
+def cut_clip(video: str | Path, out: str | Path, count: int) -> Path:
+    """Write the first ``count`` frames of ``video`` as H.264 with their timestamps (and no audio)."""
+    with av.open(str(video)) as source, av.open(str(out), "w") as target:
+        stream = source.streams.video[0]
+        encoder = target.add_stream("libx264", rate=stream.average_rate, options={"preset": "veryfast", "crf": "18"})
+        encoder.width, encoder.height, encoder.pix_fmt = stream.width, stream.height, "yuv420p"
+        encoder.codec_context.time_base = encoder.time_base = stream.time_base
+        for frame in frames(video, count):
+            target.mux(encoder.encode(frame.reformat(format="yuv420p")))
+        target.mux(encoder.encode(None))
+    return Path(out)
+
+
+def frame_size(video: str | Path) -> tuple[int, int]:
+    """(width, height) of ``video``'s frames."""
+    with av.open(str(video)) as container:
+        return container.streams.video[0].width, container.streams.video[0].height
+
+
+def timestamps(video: str | Path) -> tuple[str, str, list[Fraction]]:
+    """(codec, pixel format, presentation time of every frame in seconds) of ``video``'s first video stream."""
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        times = [frame.pts * stream.time_base for frame in container.decode(stream)]
+        return stream.codec_context.name, stream.codec_context.pix_fmt, times
+
+
+def timed(command: list[str]) -> dict:
+    """Run a ``yolo ...`` or ``cspdet ...`` command in a fresh process through DRIVER, sampling its memory.
+
+    Returns:
+        (dict): ``timed`` (seconds from the entry point on), ``wall``, ``cpu`` (seconds), ``memory`` (RSS MiB
+            samples every 0.2 s) and ``output``; raises RuntimeError when the command fails.
+    """
+    with tempfile.TemporaryFile("w+") as log:
+        start = time.perf_counter()
+        process = subprocess.Popen([sys.executable, "-c", DRIVER, *command], stdout=log, stderr=subprocess.STDOUT)
+        memory = []
+        while not (ended := os.wait4(process.pid, os.WNOHANG))[0]:
+            with contextlib.suppress(OSError, StopIteration):
+                status = Path(f"/proc/{process.pid}/status").read_text().splitlines()
+                memory.append(int(next(line for line in status if line.startswith("VmRSS")).split()[1]) / 1024)
+            time.sleep(0.2)
+        wall = time.perf_counter() - start
+        log.seek(0)
+        output = log.read()
+    if code := os.waitstatus_to_exitcode(ended[1]):
+        raise RuntimeError(f"{' '.join(command)} exited {code}:\n{output[-3000:]}")
+    seconds = float(output.rsplit("timed: ", 1)[1].split()[0])
+    return {"timed": seconds, "wall": wall, "cpu": ended[2].ru_utime + ended[2].ru_stime, "memory": memory or [0.0],
+            "output": output}  # fmt: skip
+
+
+def read_detections(path: str | Path) -> list[np.ndarray]:
+    """Read a detections JSON lines file into one (N, 6) array [x1, y1, x2, y2, score, class] per frame."""
+    return [np.array(json.loads(line)["boxes"], float).reshape(-1, 6) for line in Path(path).read_text().splitlines()]
+
+
+def read_yolo_labels(folder: str | Path, stem: str, frames: int, size: tuple[int, int]) -> list[np.ndarray]:
+    """Read ``yolo predict save_txt=True save_conf=True`` labels of a video into per-frame (N, 6) pixel arrays.
+
+    Args:
+        folder (str | Path): The ``labels`` folder, holding ``<stem>_<frame>.txt`` for frames 1.. with boxes.
+        stem (str): Video file stem.
+        frames (int): Frames in the video.
+        size (tuple[int, int]): Frame (width, height).
+    """
+    width, height = size
+    out = []
+    for frame in range(1, frames + 1):
+        file = Path(folder) / f"{stem}_{frame}.txt"
+        rows = np.loadtxt(file, ndmin=2) if file.exists() else np.zeros((0, 6))
+        cls, xc, yc, w, h, score = (rows[:, i] for i in range(6))
+        xyxy = np.stack([(xc - w / 2) * width, (yc - h / 2) * height, (xc + w / 2) * width, (yc + h / 2) * height], 1)
+        out.append(np.concatenate([xyxy, score[:, None], cls[:, None]], 1))
+    return out
+
+
+def same_detections(a: np.ndarray, b: np.ndarray, pixels: float = 1.0, score: float = 1e-3) -> bool:
+    """Whether two (N, 6) detection sets pair one to one with the same class, boxes within ``pixels``, scores within
+    ``score``.
+    """
+    if len(a) != len(b):
+        return False
+    free = np.ones(len(b), bool)
+    for box in a:
+        close = (np.abs(b[:, :4] - box[:4]).max(1) <= pixels) & (np.abs(b[:, 4] - box[4]) <= score)
+        match = np.flatnonzero(free & close & (b[:, 5] == box[5]))
+        if not len(match):
+            return False
+        free[match[0]] = False
+    return True
+
+
+def mismatched_frames(a: list[np.ndarray], b: list[np.ndarray], **tolerances) -> list[int]:
+    """Indices of the frames whose detections differ (see same_detections); frames missing from one side count."""
+    n = max(len(a), len(b))
+    return [i for i in range(n) if i >= len(a) or i >= len(b) or not same_detections(a[i], b[i], **tolerances)]
+
+
+def yolo_predict_detections(model: str | Path, video: str | Path, imgsz: int, project: str | Path) -> list:
+    """Detections of ``yolo predict`` (stock CLI, batch 1) on ``video``, read back from its save_txt labels."""
+    yolo = str(Path(sys.executable).with_name("yolo"))
+    args = [yolo, "predict", f"model={model}", f"source={video}", f"imgsz={imgsz}", "save=False", "save_txt=True"]
+    args += ["save_conf=True", "device=cpu", f"project={Path(project).resolve()}", "name=labels", "exist_ok=True"]
+    args += ["verbose=False"]
+    result = subprocess.run(args, capture_output=True, text=True)
+    if result.returncode:
+        raise RuntimeError(f"{' '.join(args)} exited {result.returncode}:\n{result.stdout[-2000:]}{result.stderr}")
+    count = sum(1 for _ in frames(video))
+    return read_yolo_labels(Path(project) / "labels" / "labels", Path(video).stem, count, frame_size(video))

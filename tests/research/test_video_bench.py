@@ -1,0 +1,34 @@
+"""`cspdet bench video` run small: every command timed, the detections compared, its section written into the doc."""
+
+import re
+
+import numpy as np
+from conftest import cspdet
+
+from cspdet.data.shapes import write_video
+from cspdet.research.video_bench import cut_clip, mismatched_frames, same_detections, timestamps
+
+
+def test_benchmark_writes_its_table(tmp_path):
+    clip = write_video(tmp_path / "clip.mp4", frames=30, size=(320, 240), fps=30, seed=0)
+    doc = tmp_path / "benchmarks.md"
+    args = ["--video", str(clip), "--frames", "20", "--imgsz", "96", "--formats", "pt", "onnx", "--rounds", "1"]
+    cspdet("bench", "video", *args, "--dir", str(tmp_path / "work"), "--doc", str(doc))
+    text = doc.read_text()
+    assert f"Command: `cspdet bench video --video {clip}" in text
+    assert "20 frames of 320x240 (h264, yuv420p)" in text and "timestamps in 2/2 runs checked" in text
+    numbers = r"([\d.]+) \| ([\d.]+) \| ([\d.]+)x \| ([\d.]+)x \|.*\| 20/20 \|"  # frames/s, speed-ups, equal frames
+    for name in ("best.pt", "best.onnx"):
+        row = re.search(rf"\| `{re.escape(name)}` \| {numbers}", text)
+        assert row and all(float(v) > 0 for v in row.groups())
+    assert "| stock `yolo predict model=best.pt save=True` | - |" in text
+
+
+def test_cut_clip_keeps_timestamps_and_detections_compare(tmp_path):
+    clip = write_video(tmp_path / "clip.mp4", frames=12, size=(96, 64), fps=25, seed=1)
+    cut = cut_clip(clip, tmp_path / "cut.mp4", 5)
+    assert timestamps(cut) == ("h264", "yuv420p", timestamps(clip)[2][:5])
+    a = np.array([[0, 0, 10, 10, 0.9, 1], [5, 5, 20, 20, 0.5, 2]])
+    assert same_detections(a, a[::-1]) and not same_detections(a, a[:1])
+    assert not same_detections(a, a + [0, 0, 2, 0, 0, 0]) and not same_detections(a, a + [0, 0, 0, 0, 0, 1])
+    assert mismatched_frames([a, a], [a[::-1]]) == [1]

@@ -1,0 +1,121 @@
+"""The overlap engine: the model's own predictions in any batch size, tracking, torch's threads, and live sources
+whose latency stays bounded on a loopback stream that sends frames faster than inference takes them."""
+
+import json
+import socket
+import threading
+
+import pytest
+import torch
+from ultralytics import YOLO
+
+from cspdet.research.video_bench import mismatched_frames, read_detections
+from cspdet.video import VideoError, load_backend, predict_video
+from cspdet.video.sources import open_source
+from video.clips import read_video, stream_clip, write_clip
+
+
+@pytest.mark.compat("video")
+def test_smoke_detections_equal_model_predict(tmp_path, model, imgsz):
+    """On every ultralytics release: the pipeline's detections are those of Model.predict on the decoded frames."""
+    clip = write_clip(tmp_path / "a.mp4", frames=12)
+    backend = load_backend(model, imgsz=imgsz, device="cpu")
+    summary = predict_video(backend, clip, tmp_path / "out.mp4", detections=tmp_path / "d.jsonl")
+    assert summary.frames == 12 and read_video(tmp_path / "out.mp4")["times"] == read_video(clip)["times"]
+    source = open_source(clip)
+    images = [frame.image for frame in source.read()]
+    source.close()
+    results = YOLO(model).predict(images, imgsz=imgsz, device="cpu", verbose=False)
+    expected = [r.boxes.data[:, :6].cpu().numpy() for r in results]
+    ours = read_detections(tmp_path / "d.jsonl")
+    assert sum(map(len, ours)) > 12
+    assert mismatched_frames(ours, expected, pixels=0.02, score=1e-4) == []
+
+
+def test_batch_sizes_give_the_same_detections(tmp_path, backend, model, clip, imgsz):
+    detections = {}
+    for batch in (1, 4, 7):  # 60 frames: 7 leaves a last partial batch of 4
+        loaded = backend if batch == 4 else load_backend(model, imgsz=imgsz, batch=batch, device="cpu")
+        summary = predict_video(loaded, clip, tmp_path / f"b{batch}.mp4", detections=tmp_path / f"b{batch}.jsonl")
+        assert summary.frames == 60 and not summary.truncated and not summary.interrupted
+        detections[batch] = read_detections(tmp_path / f"b{batch}.jsonl")
+    assert sum(map(len, detections[1])) > 100
+    assert mismatched_frames(detections[1], detections[4]) == []
+    assert mismatched_frames(detections[1], detections[7]) == []
+
+
+def test_torch_threads_change_only_during_a_run(tmp_path, backend, clip):
+    before = torch.get_num_threads()
+    seen = []
+    original = backend.draw
+    backend.draw = lambda result: seen.append(torch.get_num_threads()) or original(result)
+    try:
+        predict_video(backend, clip, tmp_path / "out.mp4")
+    finally:
+        backend.draw = original
+    assert set(seen) == {backend.threads} and torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("tracker", ["bytetrack", "botsort"])
+def test_tracking_writes_ids_and_mot_rows(tmp_path, model, clip, imgsz, tracker):
+    tracking = load_backend(model, imgsz=imgsz, device="cpu", tracker=tracker)
+    assert len(tracking.predictors) == 1  # trackers need the frames in order
+    summary = predict_video(tracking, clip, tmp_path / "t.mp4", tmp_path / "t.jsonl", tmp_path / "t.txt")
+    rows = [json.loads(line) for line in (tmp_path / "t.jsonl").read_text().splitlines()]
+    assert len(rows) == summary.frames == 60
+    tracked = [row for row in rows if "ids" in row]  # before 8.4, a frame whose boxes no track took has no ids
+    assert len(tracked) > 40 and all(len(row["ids"]) == len(row["boxes"]) for row in tracked)
+    mot = [line.split(",") for line in (tmp_path / "t.txt").read_text().splitlines()]
+    assert len(mot) == sum(len(row["ids"]) for row in tracked) > 0
+    assert all(len(row) == 10 and row[7:] == ["-1", "-1", "-1"] and 1 <= int(row[0]) <= 60 for row in mot)
+    frames_per_id = {}
+    for row in mot:
+        frames_per_id.setdefault(int(row[1]), set()).add(int(row[0]))
+    assert max(map(len, frames_per_id.values())) >= 10  # some objects are followed across frames
+    first = next(row for row in rows if row["boxes"])  # MOT boxes are the JSON boxes as left, top, width, height
+    x1, y1, x2, y2, score, _ = first["boxes"][0]
+    frame, track, left, top, width, height, conf = (float(v) for v in mot[0][:7])
+    assert (frame, track) == (first["frame"] + 1, first["ids"][0])
+    assert (left, top, width, height, conf) == pytest.approx((x1, y1, x2 - x1, y2 - y1, score), abs=0.02)
+
+
+def test_mot_needs_a_tracker(tmp_path, backend, clip):
+    with pytest.raises(VideoError, match="MOT rows need track ids"):
+        predict_video(backend, clip, tmp_path / "o.mp4", mot=tmp_path / "m.txt")
+    assert not list(tmp_path.iterdir())
+
+
+def test_live_stream_keeps_latency_bounded(tmp_path, model):
+    """A loopback MPEG-TS stream at 100 frames/s, faster than inference at imgsz 640: frames are dropped, the latency
+    stays bounded, and the output keeps the kept frames' own timestamps."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sent, url, errors = 300, f"tcp://127.0.0.1:{port}", []
+
+    def serve():
+        try:
+            stream_clip(url, sent, fps=100)
+        except Exception as e:
+            errors.append(e)
+
+    backend = load_backend(model, imgsz=640, device="cpu")
+    sender = threading.Thread(target=serve)
+    sender.start()
+    try:
+        listening = f"{url}?listen=1&listen_timeout=30000"  # an FFmpeg URL: wait for the sender to connect
+        summary = predict_video(backend, listening, tmp_path / "live.mp4", detections=tmp_path / "live.jsonl")
+    finally:
+        sender.join(timeout=60)
+    assert not errors and not sender.is_alive()
+    assert summary.live and summary.frames + summary.dropped == sent  # every frame sent was either kept or dropped
+    assert summary.dropped > sent / 3, summary  # inference takes much longer than the 10 ms between frames
+    assert summary.latency_ms(95) < 1000, summary  # without dropping, it would grow to several seconds
+    assert "dropped" in str(summary) and "p95" in str(summary)
+    times = [float(t) for t in read_video(tmp_path / "live.mp4")["times"]]
+    assert len(times) == summary.frames and times == sorted(set(times))
+    ticks = [(b - a) * 100 for a, b in zip(times, times[1:])]
+    assert all(abs(t - round(t)) < 0.02 for t in ticks) and max(ticks) > 1.5  # the sender's clock, gaps where dropped
+    rows = [json.loads(line) for line in (tmp_path / "live.jsonl").read_text().splitlines()]
+    assert [row["t"] for row in rows] == pytest.approx(times, abs=1e-5)
+    assert [row["frame"] for row in rows] == sorted({row["frame"] for row in rows})
