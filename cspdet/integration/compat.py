@@ -120,7 +120,7 @@ def upstream_features() -> dict[str, bool]:
 
     return {
         "C3k2WRC attn=True (YOLO26 attention blocks)": "attn" in inspect.signature(tasks.C3k2.__init__).parameters,
-        "weights-only loading (ULTRALYTICS_SAFE_LOAD=1)": hasattr(tasks, "_SafeLoad"),
+        "weights-only loading (ULTRALYTICS_SAFE_LOAD=true)": hasattr(tasks, "_SafeLoad"),
         "augmentation pipeline YAMLs (augmentations=...)": "allowed_custom_keys"
         in inspect.signature(check_dict_alignment).parameters,
         "COCO metrics of DDP validation": hasattr(DetectionValidator, "gather_stats"),

@@ -61,6 +61,7 @@ class _QueueSource:
 def queue_predictor(yolo, overrides: dict):
     """Return ``yolo``'s task predictor with ``overrides``, reading from a queue, its own model loaded (setup_model)."""
     import torchvision  # noqa: F401  (ultralytics imports it for video sources: its NMS then uses torchvision's)
+
     from cspdet.integration.compat import require
 
     require("predictor", use="video inference (cspdet.video)")

@@ -148,7 +148,7 @@ def register_module(module: type | None = None, *, like: str = "Conv", name: str
     if known and known.module is not module:
         raise ValueError(f"'{name}' is already registered for {known.module.__module__}.{known.module.__qualname__}")
     REGISTRY[name] = Registration(module, like)
-    torch.serialization.add_safe_globals([module])  # restricted loading (ULTRALYTICS_SAFE_LOAD=1)
+    torch.serialization.add_safe_globals([module])  # restricted loading (ULTRALYTICS_SAFE_LOAD=true)
     return module
 
 

@@ -217,10 +217,10 @@ def summarise(records: list[dict], variants: list[Variant], checkpoints=(2, 4), 
                 point |= {"delta": delta, "low": low, "high": high, "gains": sum(d > 0 for d in diffs)}
                 point["resolved"] = not (low <= 0 <= high) and not math.isnan(low)
             row["points"][label] = point
-        row["train_s"] = statistics.median(r["train_s"] for r in mine.values())
-        row["cpu_s"] = sum(r.get("cpu_s", 0.0) for r in mine.values())
+        # Cost in CPU seconds (the run's processes): unlike wall time, it does not depend on what else ran meanwhile.
+        row["cpu_s"] = statistics.median(r["cpu_s"] for r in mine.values())
         if seeds:
-            row["train ratio"] = statistics.median(mine[s]["train_s"] / base[s]["train_s"] for s in seeds)
+            row["cpu ratio"] = statistics.median(mine[s]["cpu_s"] / base[s]["cpu_s"] for s in seeds)
         rows.append(row)
     return rows
 
@@ -267,7 +267,7 @@ def report(records: list[dict], variants: list[Variant], out: Path, img: Path, m
                 v.name,
                 rows[v.name]["runs"],
                 *(f"{_number(p['mean'])} ± {_number(p['std'])}" for p in rows[v.name]["points"].values()),
-                f"{rows[v.name]['train_s']:.0f}",
+                f"{rows[v.name]['cpu_s']:.0f}",
             ]
             for v in members
         ]
@@ -277,7 +277,7 @@ def report(records: list[dict], variants: list[Variant], out: Path, img: Path, m
                 rows[v.name]["pairs"],
                 *(_delta(p) for p in rows[v.name]["points"].values()),
                 f"{rows[v.name]['points']['final'].get('gains', 0)}/{rows[v.name]['pairs']}",
-                f"{rows[v.name].get('train ratio', math.nan):.3f}",
+                f"{rows[v.name].get('cpu ratio', math.nan):.3f}",
             ]
             for v in members[1:]
         ]
@@ -289,9 +289,9 @@ def report(records: list[dict], variants: list[Variant], out: Path, img: Path, m
         delta_png = plot_paired_deltas(deltas, img / f"ablation_{base.name}_delta.png", metric)
         lines += [
             f"### {base.name} and its weighted twins",
-            markdown_table(["variant", "seeds", *(f"{metric} {p}" for p in labels), "train s (median)"], absolute),
+            markdown_table(["variant", "seeds", *(f"{metric} {p}" for p in labels), "CPU s (median)"], absolute),
             markdown_table(
-                ["variant", "pairs", *(f"Δ {p} [95% CI]" for p in labels), "seeds ahead (final)", "train time ratio"],
+                ["variant", "pairs", *(f"Δ {p} [95% CI]" for p in labels), "seeds ahead (final)", "CPU time ratio"],
                 paired,
             ),
             f"![{metric} per epoch]({img.name}/{curves.name}) ![paired difference]({img.name}/{delta_png.name})",

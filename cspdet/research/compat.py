@@ -34,6 +34,7 @@ CHECKS = {  # compat marker argument -> column of docs/compat.md
     "fuse": "fused = unfused",
     "COCO": "COCO JSON",
     "video": "video",
+    "torchrun": "torchrun, 2 nodes",
 }
 REPORT_ENV = "CSPDET_COMPAT_REPORT"  # where the pytest plugin below writes its JSON
 

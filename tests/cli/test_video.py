@@ -41,6 +41,7 @@ def model(tmp_path_factory, clip) -> Path:
     return demo_model(tmp_path_factory.mktemp("model") / "demo.pt", clip, imgsz=IMGSZ)
 
 
+@pytest.mark.compat("video")
 def test_annotates_a_video(tmp_path, model, clip):
     out = tmp_path / "out"
     args = ["--model", model, "--source", clip, "--out", out / "a.mp4", "--detections", out / "a.jsonl"]

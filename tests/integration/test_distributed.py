@@ -84,7 +84,7 @@ def job(shapes, tmp_path_factory):
     )
 
 
-@pytest.mark.compat
+@pytest.mark.compat("torchrun")
 def test_killed_node_ends_the_job_on_every_node(job):
     assert [rc for rc, _ in job.after_kill] != [0, 0] and 0 not in [rc for rc, _ in job.after_kill]
     assert job.ended_in < 60  # no node waits for a timeout
@@ -95,7 +95,7 @@ def test_killed_node_ends_the_job_on_every_node(job):
     assert f"start it again with the same launch and 'resume model={last}' on every node" in survivor
 
 
-@pytest.mark.compat
+@pytest.mark.compat("torchrun")
 def test_resume_continues_the_job(job):
     for rc, log in job.after_resume:
         assert rc == 0, log
@@ -105,13 +105,13 @@ def test_resume_continues_the_job(job):
         assert not (job.resumed / f"seen-rank{rank}-epoch0.txt").exists()  # epoch 1 is not trained again
 
 
-@pytest.mark.compat
+@pytest.mark.compat("torchrun")
 def test_every_rank_ends_with_identical_weights(job):
     ranks = [json.loads((job.resumed / f"rank{rank}.json").read_text()) for rank in (0, 1)]
     assert ranks[0]["weights"] == ranks[1]["weights"]
 
 
-@pytest.mark.compat
+@pytest.mark.compat("torchrun")
 def test_ranks_train_on_disjoint_shares_of_each_epoch(job, shapes):
     images = sorted(p.name for p in (shapes.parent / "images" / "train").iterdir())
     for folder, epoch in ((job.killed, 0), (job.resumed, 1)):
@@ -120,7 +120,7 @@ def test_ranks_train_on_disjoint_shares_of_each_epoch(job, shapes):
         assert sorted(shares[0] + shares[1]) == images
 
 
-@pytest.mark.compat
+@pytest.mark.compat("torchrun")
 def test_rank_zero_writes_one_complete_run_folder(job):
     (run,) = (job.root / "runs").iterdir()
     files = {str(p.relative_to(run)) for p in run.rglob("*") if p.is_file()}

@@ -78,16 +78,17 @@ def test_val_and_predict(trained, tmp_path):
 
 @pytest.mark.compat("safe loading")
 @pytest.mark.skipif(
-    not upstream_features()["weights-only loading (ULTRALYTICS_SAFE_LOAD=1)"], reason="ultralytics before 8.4.67"
+    not upstream_features()["weights-only loading (ULTRALYTICS_SAFE_LOAD=true)"], reason="ultralytics before 8.4.67"
 )
 def test_restricted_loading(trained, tmp_path):
     save_dir, data = trained
     best = save_dir / "weights" / "best.pt"
     images = Path(str(data).replace("data.yaml", "images/val"))
     args = ["predict", f"model={best}", f"source={images}", f"project={tmp_path}", *CPU]
-    yolo(*args, "name=safe", env={"ULTRALYTICS_SAFE_LOAD": "1"}, cwd=tmp_path)
+    safe = {"ULTRALYTICS_SAFE_LOAD": "true"}  # 8.4.67 reads only 'true'; later releases also '1', 'yes', ...
+    yolo(*args, "name=safe", env=safe, cwd=tmp_path)
     # Without cspdet imported, the weights_only unpickler cannot reach its classes (it never imports modules).
-    off = yolo(*args, "name=off", env={"ULTRALYTICS_SAFE_LOAD": "1", "CSPDET_AUTOLOAD": "0"}, cwd=tmp_path, check=False)
+    off = yolo(*args, "name=off", env={**safe, "CSPDET_AUTOLOAD": "0"}, cwd=tmp_path, check=False)
     assert off.returncode != 0 and "references types outside" in off.stderr
 
 

@@ -40,7 +40,7 @@ def test_runs_resume_and_summarise(tmp_path, tiny_dataset):
     assert [(r["variant"], r["seed"]) for r in records] == [("plain", 0), ("channel", 0)]
     for r in records:
         assert len(r["curves"]["mAP50-95"]) == 2 and r["curves"]["mAP50-95"][-1] == r["mAP50-95"]
-        assert 0 < r["train_s"] < r["wall_s"]
+        assert 0 < r["train_s"] < r["wall_s"] and r["cpu_s"] > 0
     assert (tmp_path / "runs" / "channel-s0" / "wrc_weights.csv").is_file()
     assert not (tmp_path / "runs" / "plain-s0" / "wrc_weights.csv").exists()
 
@@ -63,6 +63,7 @@ def test_runs_resume_and_summarise(tmp_path, tiny_dataset):
     diffs = [channel["mAP50-95"] - plain["mAP50-95"], 0.5 - 0.2]
     assert final["delta"] == pytest.approx(sum(diffs) / 2) and final["gains"] == sum(d > 0 for d in diffs)
     assert rows["channel"]["points"]["epoch 1"]["epoch"] == 1
+    assert rows["channel"]["cpu ratio"] == pytest.approx(channel["cpu_s"] / plain["cpu_s"])  # the same in both pairs
 
 
 def test_paired_interval_is_the_paired_t_interval():
