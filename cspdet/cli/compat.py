@@ -2,7 +2,7 @@
 
     cspdet compat [RELEASE ...] [--envs DIR] [--doc docs/compat.md] [--resume]
 
-RELEASE is an ultralytics version, or 'newest' (the newest release in cspdet's range); the default is 12 releases
+RELEASE is an ultralytics version, or 'newest' (the newest release in cspdet's range); the default is 10 releases
 from 8.3.0 to the newest. It runs the tests of a cspdet checkout installed editable (pip install -e '.[dev]') and
 builds the environments with uv (in the dev extra). Each release's environment and pytest log stay in --envs;
 docs/compat.json keeps every result, and the matrix and features sections of docs/compat.md are rewritten after each

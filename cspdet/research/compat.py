@@ -22,8 +22,7 @@ from pathlib import Path
 from cspdet.files import atomic_write
 
 RELEASES = (  # both sides of the boundaries in the seams' history (docs/compat.md), the first and the newest
-    "8.3.0", "8.3.153", "8.3.154", "8.3.200", "8.3.237", "8.3.253",
-    "8.4.0", "8.4.66", "8.4.67", "8.4.104", "8.4.109", "newest",
+    "8.3.0", "8.3.153", "8.3.154", "8.3.237", "8.3.253", "8.4.0", "8.4.66", "8.4.67", "8.4.109", "newest",
 )  # fmt: skip
 CHECKS = {  # compat marker argument -> column of docs/compat.md
     "probes": "probes",

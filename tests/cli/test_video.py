@@ -51,7 +51,7 @@ def test_annotates_a_video(tmp_path, model, clip):
     rows = [json.loads(line) for line in (out / "a.jsonl").read_text().splitlines()]
     assert [row["frame"] for row in rows] == list(range(60)) and rows[30]["t"] == pytest.approx(1.0)
     assert sorted(p.name for p in out.iterdir()) == ["a.jsonl", "a.mp4"]
-    summary = (result.stdout + result.stderr).strip().splitlines()[-1]
+    summary = next(line for line in (result.stdout + result.stderr).splitlines() if " frames/s in " in line)
     assert "60 frames" in summary and "frames/s" in summary and "dropped" not in summary
     assert all(stage in summary for stage in ("decode", "inference", "drawing", "encoding"))
 
