@@ -46,7 +46,11 @@ def test_ctrl_c_is_status_130_and_leaves_nothing_half_written(tmp_path):
     command = [str(Path(sys.executable).with_name("cspdet")), "shapes", "dataset", str(tmp_path / "shapes")]
     process = subprocess.Popen([*command, "--train", "100000"], env={**os.environ, **OFFLINE_ENV}, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-    time.sleep(8)  # past start-up, into the rendering
+    deadline = time.monotonic() + 120
+    while not any(tmp_path.iterdir()):  # its temporary folder: past start-up, into the rendering
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.05)
+    time.sleep(0.5)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
