@@ -345,18 +345,22 @@ def do_train(original, trainer, *args, **kwargs):
         ) from e
 
 
-class _NoAccelerator:
-    """What ultralytics' validator asks for a DDP rank's current accelerator, on a CPU launch."""
+class _Delegate:
+    """``target`` with some attributes replaced: what ultralytics' validator sees of torch on a CPU launch."""
 
-    @staticmethod
-    def current_device():
-        return 0
+    def __init__(self, target, **replaced):
+        self._target = target
+        self.__dict__.update(replaced)
+
+    def __getattr__(self, name):
+        return getattr(self._target, name)
 
 
 @contextlib.contextmanager
 def _validation_on(device: torch.device):
     """Standalone validation in a launched process runs on ``device``: ultralytics' validator picks a DDP rank's
-    device as ``cuda:RANK`` (8.3.218 to 8.4.x) or the current CUDA device, wrong across nodes or on CPU."""
+    device as ``cuda:RANK`` (8.3.218 to 8.4.67) or the current accelerator's device (``torch.cuda.current_device()``
+    in later 8.4 releases, then ``get_torch_device_backend``), wrong across nodes and failing on CPU."""
     from ultralytics.engine import validator
 
     autobackend = validator.AutoBackend
@@ -367,8 +371,12 @@ def _validation_on(device: torch.device):
         return autobackend(*bound.args, **bound.kwargs)
 
     swapped = {"AutoBackend": on_device}
-    if device.type == "cpu" and hasattr(validator, "get_torch_device_backend"):
-        swapped["get_torch_device_backend"] = lambda device_type: _NoAccelerator
+    if device.type == "cpu":  # the device asked for is replaced above; asking must not initialise CUDA
+        no_accelerator = _Delegate(torch.cuda, current_device=lambda: 0)
+        if hasattr(validator, "get_torch_device_backend"):
+            swapped["get_torch_device_backend"] = lambda device_type: no_accelerator
+        else:
+            swapped["torch"] = _Delegate(torch, cuda=no_accelerator)
     originals = {name: getattr(validator, name) for name in swapped}
     try:
         for name, value in swapped.items():

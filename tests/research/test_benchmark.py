@@ -1,4 +1,4 @@
-"""The measurements behind tools/benchmark.py and tools/bench_gpu.py, run small on the CPU."""
+"""The measurements behind `cspdet bench model` and `cspdet gpu-check`, run small on the CPU."""
 
 import pytest
 import torch
