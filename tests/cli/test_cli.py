@@ -44,8 +44,10 @@ def test_usage_error_is_status_2_and_failure_status_1(tmp_path):
 def test_ctrl_c_is_status_130_and_leaves_nothing_half_written(tmp_path):
     """Interrupted while writing a large shapes dataset: exit 130, and the dataset folder does not exist."""
     command = [str(Path(sys.executable).with_name("cspdet")), "shapes", "dataset", str(tmp_path / "shapes")]
+    # SIG_DFL: a shell that runs the tests in the background makes them ignore SIGINT, and Python keeps ignoring it
     process = subprocess.Popen([*command, "--train", "100000"], env={**os.environ, **OFFLINE_ENV}, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     deadline = time.monotonic() + 120
     while not any(tmp_path.iterdir()):  # its temporary folder: past start-up, into the rendering
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()

@@ -62,6 +62,7 @@ def test_gloo_ddp_step_synchronises_wrc_gradients(tmp_path):
                 optimizer.step()
             if rank == 0:
                 print(f"synchronised {{len(names)}} WRC weights over 2 steps")
+            dist.barrier()  # no rank tears gloo down while the other still talks to it
             dist.destroy_process_group()
 
         if __name__ == "__main__":
