@@ -22,6 +22,7 @@ from ultralytics.data import utils
 from ultralytics.utils import NUM_THREADS, TQDM
 
 from cspdet.integration import compat
+from cspdet.integration.plugin import replaced
 
 NAMES_FROM_JSON = "<names from the annotations JSON>"
 CACHE_VERSION = "cspdet-coco-1"  # cspdet's own scan cache: its labels hold (file, shape, JSON index)
@@ -49,12 +50,8 @@ def _names_optional():
     else:  # 8.3.0
         name, original = "yaml_load", utils.yaml_load
         replacement = lambda *args, **kwargs: _fill_names(original(*args, **kwargs))  # noqa: E731
-    previous = getattr(utils, name)
-    setattr(utils, name, replacement)
-    try:
+    with replaced(utils, **{name: replacement}):
         yield
-    finally:
-        setattr(utils, name, previous)
 
 
 def resolve_annotations(data: dict) -> dict:

@@ -38,6 +38,7 @@ from torch.nn.parallel import DistributedDataParallel
 from ultralytics.utils import LOCAL_RANK, LOGGER, RANK, colorstr
 
 from cspdet.errors import CspdetError
+from cspdet.integration.plugin import replaced
 
 _JOINS = itertools.count()  # trainers started in this process: the same sequence on every rank
 
@@ -377,14 +378,8 @@ def _validation_on(device: torch.device):
             swapped["get_torch_device_backend"] = lambda device_type: no_accelerator
         else:
             swapped["torch"] = _Delegate(torch, cuda=no_accelerator)
-    originals = {name: getattr(validator, name) for name in swapped}
-    try:
-        for name, value in swapped.items():
-            setattr(validator, name, value)
+    with replaced(validator, **swapped):
         yield
-    finally:
-        for name, value in originals.items():
-            setattr(validator, name, value)
 
 
 def final_eval(original, trainer):

@@ -10,6 +10,7 @@ while the import of a cspdet subpackage is what brought ultralytics in.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import sys
@@ -42,6 +43,19 @@ def wrap(owner, name: str, replacement):
     setattr(owner, name, _wrapped(getattr(owner, name), replacement))
     owner_name = owner.__name__ if isinstance(owner, type(sys)) else f"{owner.__module__}.{owner.__qualname__}"
     compat.status().patched.append(f"{owner_name}.{name}")
+
+
+@contextlib.contextmanager
+def replaced(owner, **values):
+    """Inside, ``owner``'s attributes named by ``values`` take those values; the originals come back after."""
+    originals = {name: getattr(owner, name) for name in values}
+    try:
+        for name, value in values.items():
+            setattr(owner, name, value)
+        yield
+    finally:
+        for name, value in originals.items():
+            setattr(owner, name, value)
 
 
 def wrap_everywhere(module, name: str, replacement):

@@ -2,13 +2,14 @@
 
 A queue predictor is the model's own task predictor (its preprocessing, NMS, trackers and results) whose
 ``setup_source`` takes an iterable of ``(paths, frames, info)`` batches instead of a path it would decode itself.
-``limit_threads`` rebuilds an exported model's runtime session with fewer threads. ``probe()`` checks what this
-module relies on; it works on ultralytics 8.3.0 to 8.4.x, where ``setup_source`` gained ``stride`` (8.3.237),
-AutoBackend moved each runtime into a ``backend`` object and gained ``format`` (8.4).
+``cpu_threads`` gives the runtime of an exported model its worker's threads as ultralytics creates it. ``probe()``
+checks what this module relies on; it works on ultralytics 8.3.0 to 8.4.x, where ``setup_source`` gained ``stride``
+(8.3.237), AutoBackend moved each runtime into a ``backend`` object and gained ``format`` (8.4).
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from ultralytics.data.loaders import SourceTypes
 from ultralytics.engine.predictor import BasePredictor
 from ultralytics.engine.results import Results
 from ultralytics.utils.checks import check_imgsz
+
+from cspdet.integration.plugin import replaced
 
 FLAGS = {"pt": "pt", "nn_module": "pt", "jit": "torchscript", "onnx": "onnx", "xml": "openvino"}  # before 8.4
 FREE_BATCH = {"pt", "torchscript"}  # formats that take any batch size even when exported without dynamic=True
@@ -111,44 +114,64 @@ def export_shape(predictor) -> tuple[int, int] | None:
     return (imgsz, imgsz) if isinstance(imgsz, int) else tuple(imgsz)
 
 
-def limit_threads(predictor, path: str | Path, threads: int):
-    """Run an exported model on the CPU with ``threads`` threads and no busy-waiting, so that workers sharing the
-    cores do not oversubscribe them (ONNX Runtime, OpenVINO); other formats and devices are left as they are.
+def runtime_format(path: str | Path) -> str | None:
+    """'onnx' or 'openvino' when ``path`` is a model for ONNX Runtime or OpenVINO, else None."""
+    path = Path(path)
+    if path.suffix == ".onnx":
+        return "onnx"
+    return "openvino" if path.suffix == ".xml" or path.is_dir() and any(path.glob("*.xml")) else None
+
+
+@contextlib.contextmanager
+def cpu_threads(path: str | Path, threads: int | None):
+    """Inside, the runtime that ultralytics creates for the export at ``path`` (ONNX Runtime, OpenVINO) runs on the CPU
+    with ``threads`` threads, without busy-waiting or core pinning, so that workers sharing the cores do not
+    oversubscribe them. The options go in as ultralytics creates the runtime, which it then uses as usual (IOBinding,
+    inference mode), so each model loads once; other formats and OpenVINO on other devices are left alone.
 
     Args:
-        predictor (BasePredictor): A queue predictor whose model was loaded from ``path``.
-        path (str | Path): The ``.onnx`` file or ``*_openvino_model`` folder.
-        threads (int): Threads for one inference call.
+        path (str | Path): The ``.onnx`` file or ``*_openvino_model`` folder about to be loaded.
+        threads (int, optional): Threads for one inference call; None leaves the runtime as ultralytics sets it.
     """
+    fmt = runtime_format(path) if threads else None
+    if fmt == "onnx":
+        import onnxruntime as module
+
+        class Runtime(module.InferenceSession):
+            def __init__(self, model, sess_options=None, *args, **kwargs):
+                options = sess_options or module.SessionOptions()
+                options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+                super().__init__(model, options, *args, **kwargs)
+
+        name = "InferenceSession"
+    elif fmt == "openvino":
+        import openvino as module
+
+        class Runtime(module.Core):
+            def compile_model(self, model, device_name=None, config=None, **kwargs):
+                if device_name == "CPU" or device_name in (None, "AUTO") and self.available_devices == ["CPU"]:
+                    device_name = "CPU"  # 8.3.x asks for AUTO, which on a machine with only a CPU is the CPU
+                    config = {**(config or {}), "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+                    config.update(INFERENCE_NUM_THREADS=threads, ENABLE_CPU_PINNING=False)
+                return super().compile_model(model, device_name, config, **kwargs)
+
+        name = "Core"
+    else:
+        yield
+        return
+    with replaced(module, **{name: Runtime}):
+        yield
+
+
+def warm_up(predictor):
+    """Call an OpenVINO model once, in this thread: the first call initialises a C++ static in OpenVINO's Python
+    binding, and two workers making it at once can deadlock (one holds the GIL, the other the static's guard)."""
+    if model_format(predictor) != "openvino":
+        return
     runtime = getattr(predictor.model, "backend", predictor.model)  # 8.4 keeps the runtime in a backend object
-    fmt = model_format(predictor)
-    if fmt == "onnx" and hasattr(runtime, "session"):
-        import onnxruntime
-
-        if runtime.session.get_providers()[0] != "CPUExecutionProvider":
-            return
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        runtime.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        if getattr(runtime, "io", None) is not None:  # 8.3.x runs static exports through an IOBinding, also on CPU
-            runtime.io = runtime.session.io_binding()
-            for output, tensor in zip(runtime.session.get_outputs(), runtime.bindings):
-                runtime.io.bind_output(output.name, "cpu", 0, tensor.numpy().dtype.type, tuple(tensor.shape),
-                                       tensor.data_ptr())  # fmt: skip
-    elif fmt == "openvino" and hasattr(runtime, "ov_compiled_model"):
-        import openvino
-
-        if runtime.ov_compiled_model.get_property("EXECUTION_DEVICES") != ["CPU"]:
-            return
-        xml = Path(path) if Path(path).is_file() else next(Path(path).glob("*.xml"))
-        config = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": threads}
-        config["ENABLE_CPU_PINNING"] = False  # the workers share the cores
-        compiled = openvino.Core().compile_model(str(xml), "CPU", config)
-        # One call now, in one thread: the first call initialises a C++ static in OpenVINO's Python binding, and two
-        # threads making it at once can deadlock (one holds the GIL, the other the static's guard).
-        shape = compiled.input().get_partial_shape()
-        compiled(np.zeros([d.get_length() if d.is_static else 1 if i == 0 else 64 for i, d in enumerate(shape)], "f4"))
-        runtime.ov_compiled_model = compiled
-    elif fmt in ("onnx", "openvino"):
-        raise TypeError(f"{path}: this ultralytics keeps its {fmt} runtime where cspdet.video does not look for it")
+    compiled = getattr(runtime, "ov_compiled_model", None)
+    if compiled is None:
+        raise TypeError("this ultralytics keeps its OpenVINO model where cspdet.video does not look for it")
+    shape = compiled.input().get_partial_shape()
+    compiled(np.zeros([d.get_length() if d.is_static else 1 if i == 0 else 64 for i, d in enumerate(shape)], "f4"))

@@ -22,6 +22,8 @@ import torch
 from ultralytics import YOLO
 from ultralytics.data.augment import LetterBox
 
+TIMED_FRAMES = 48  # frames whose inference inference_cost times
+
 # Imports torch, ultralytics and (through its hook) cspdet, untimed, then runs the command from its entry point.
 DRIVER = """
 import sys, time
@@ -96,6 +98,32 @@ def demo_model(path: str | Path, video: str | Path, imgsz: int = 320, cfg: str =
             layer.bias.fill_(float(torch.logit(torch.tensor(0.25)) - threshold))
     torch.save({"model": net.half(), "train_args": {}}, path)  # a checkpoint as Model.save writes it (8.3.0 cannot)
     return Path(path)
+
+
+def inference_cost(model: str | Path, video: str | Path, imgsz: int, count: int = TIMED_FRAMES) -> float:
+    """CPU milliseconds per frame that the model's runtime alone takes on ``video``'s first frames, loaded, threaded
+    and batched as ``cspdet video`` loads it for one worker: what any pipeline spends per frame at least, in CPU.
+
+    Args:
+        model (str | Path): A ``.pt`` or an export.
+        video (str | Path): The clip whose letterboxed frames are the input.
+        imgsz (int): Inference size.
+        count (int): Frames to time, after one untimed call.
+    """
+    from cspdet.video import load_backend
+
+    backend = load_backend(model, imgsz=imgsz, device="cpu")
+    network = backend.predictors[0].model
+    letterbox = LetterBox(imgsz, auto=True, stride=int(network.stride))
+    images = np.stack([letterbox(image=f.to_ndarray(format="bgr24")) for f in frames(video, backend.batch)])
+    batch = torch.from_numpy(images[..., ::-1].transpose(0, 3, 1, 2).copy()).float() / 255
+    calls = max(1, count // len(batch))
+    with backend.threads_set(), torch.inference_mode():
+        network(batch)  # the first call at a new shape sets up more than it runs
+        start = time.process_time()
+        for _ in range(calls):
+            network(batch)
+        return (time.process_time() - start) / (calls * len(batch)) * 1e3
 
 
 def cut_clip(video: str | Path, out: str | Path, count: int) -> Path:

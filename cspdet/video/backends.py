@@ -23,13 +23,14 @@ from ultralytics.utils import LOGGER
 from ultralytics.utils.torch_utils import select_device
 
 from cspdet.integration.predictor import (
+    cpu_threads,
     export_batch,
     export_shape,
     half_precision,
-    limit_threads,
     model_format,
     queue_predictor,
     register_tracker,
+    warm_up,
 )
 from cspdet.video.sources import VideoError
 
@@ -137,7 +138,8 @@ def load_backend(
     yolo = YOLO(model)
     if yolo.task not in BOX_TASKS:
         raise VideoError(f"{model}: a '{yolo.task}' model; video inference needs boxes ({', '.join(BOX_TASKS)})")
-    cuda = select_device(device, verbose=False).type == "cuda"
+    kind = select_device(device, verbose=False).type
+    cuda = kind == "cuda"
     args = {
         **yolo.overrides,
         "mode": "track" if tracker else "predict",
@@ -155,13 +157,13 @@ def load_backend(
     if tracker:
         args["tracker"] = f"{tracker}.yaml"
         register_tracker(yolo)
-    predictors = [queue_predictor(yolo, args)]
-    cpu, cores = predictors[0].device.type == "cpu", os.cpu_count() or 1
-    workers = CPU_WORKERS if cpu and cores > 1 and not tracker else 1
-    predictors += [queue_predictor(yolo, args) for _ in range(workers - 1)]
-    threads = max(1, cores // workers) if cpu else None
-    for predictor in predictors if cpu else ():
-        limit_threads(predictor, model, threads)
+    cores = os.cpu_count() or 1
+    workers = CPU_WORKERS if kind == "cpu" and cores > 1 and not tracker else 1
+    threads = max(1, cores // workers) if kind == "cpu" else None
+    with cpu_threads(model, threads):
+        predictors = [queue_predictor(yolo, args) for _ in range(workers)]
+    for predictor in predictors:
+        warm_up(predictor)
     fixed = export_batch(predictors[0])
     if fixed and batch and batch != fixed:
         LOGGER.warning(f"{model}: a static export takes batches of {fixed}, not {batch}: using {fixed}")

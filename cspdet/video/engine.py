@@ -1,11 +1,13 @@
 """The overlap engine: decoding, inference and output run at once, linked by a bounded feed.
 
-A reader thread decodes frames into the feed; inference workers (threads, one per predictor of the backend) take
-batches from it and run the model's own ultralytics predictor; a writer thread puts the results back in the order
-they were taken and hands each to the sinks. The feed bounds the frames taken but not yet written, so memory stays
-flat on long videos. For a file every frame is kept (the reader waits when the feed is full); for a live source the
-feed keeps only the newest frame that no worker has taken yet, so latency stays bounded and the rest are counted as
-dropped. Ctrl-C, once or more, stops the reader and lets the taken frames finish, so the outputs are finalised.
+A reader thread decodes frames into the feed; inference workers (threads, one per predictor of the backend) take batches
+from it, run the model's own ultralytics predictor and, when there are several of them, prepare each frame's outputs
+(drawing) too; a writer thread puts the outputs back in the order their frames were taken and writes them (encoding;
+with one worker it prepares them first, so that drawing overlaps inference). The feed bounds the frames taken but not
+yet written, so memory stays flat on long videos. For a file every frame is kept (the reader waits when the feed is
+full); for a live source the feed keeps only the newest frame that no worker has taken yet, so latency stays bounded and
+the rest are counted as dropped. Ctrl-C, once or more, stops the reader and lets the taken frames finish, so the outputs
+are finalised.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from ultralytics.utils import LOGGER, TQDM
 from cspdet.integration.predictor import source_types
 from cspdet.video.sources import Frame, Source
 
-STAGES = ("decode", "inference", "drawing", "encoding")  # inference: preprocess, model, NMS and tracking
+# inference: preprocess, model, NMS and tracking; drawing: outputs prepared; encoding: outputs written in order
+STAGES = ("decode", "inference", "drawing", "encoding")
 QUEUED_BATCHES = 2  # decoded frames waiting for a worker, in batches per worker (files)
 IN_FLIGHT_BATCHES = 4  # frames taken but not yet written, in batches per worker
 
@@ -98,9 +101,9 @@ class _Batches:
     mode = "video"  # one tracker follows the frames in order
 
     def __init__(self, feed: Feed, batch: int, name: str, live: bool):
-        """Wrap the feed; ``taken`` holds the frames served, ``busy`` and ``waited`` the worker's seconds."""
+        """Wrap the feed; ``taken`` holds the frames served; ``busy``, ``waited``, ``drawing``: the worker's seconds."""
         self.feed, self.bs, self.name, self.source_type = feed, batch, name, source_types(live)
-        self.taken, self.busy, self.waited = collections.deque(), 0.0, 0.0
+        self.taken, self.busy, self.waited, self.drawing = collections.deque(), 0.0, 0.0, 0.0
 
     def __iter__(self):
         """Return self: the feed is consumed once."""
@@ -208,6 +211,7 @@ class Run:
         self.batches = [_Batches(self.feed, batch, source.name, source.live) for _ in backend.predictors]
         self.results, self.errors, self.written_all = queue.Queue(), [], threading.Event()
         self.written, self.detections, self.latency, self.complete, self.interrupts = 0, 0, [], False, 0
+        self.workers_prepare, self.drawing, self.encoding = workers > 1, 0.0, 0.0
 
     def stop(self):
         """Ctrl-C: stop reading; the frames already taken are finished and the outputs finalised."""
@@ -233,29 +237,42 @@ class Run:
             self.written_all.wait()
             self.source.close()
 
+    def _prepare(self, frame: Frame, result) -> tuple[list, int]:
+        """Each sink's output for the frame, and the frame's box count."""
+        return [sink.prepare(frame, result) for sink in self.sinks], len(result.boxes)
+
     def _infer(self, predictor, batches: _Batches):
-        """Inference worker: run ``predictor`` on ``batches``, sending (frame, result) pairs to the writer."""
+        """Inference worker: run ``predictor`` on ``batches``; send each frame, with its prepared outputs when the
+        workers prepare them (else its result), to the writer."""
         try:
             tick = time.perf_counter()
             for result in predictor.stream_inference(batches):
-                batches.busy += time.perf_counter() - tick  # waiting for frames included, subtracted at the end
-                self.results.put((batches.taken.popleft(), result))
+                done = time.perf_counter()
+                batches.busy += done - tick  # waiting for frames included, subtracted at the end
+                frame = batches.taken.popleft()
+                self.results.put((frame, self._prepare(frame, result) if self.workers_prepare else result))
                 tick = time.perf_counter()
+                batches.drawing += tick - done
         except Exception as e:
             self._fail(e)
 
     def _write(self):
-        """Writer thread: hand results to the sinks in the order their frames were taken; close the sinks."""
+        """Writer thread: write the frames' outputs in the order the frames were taken; close the sinks."""
         pending, bar = {}, TQDM(total=self.source.frames or None, desc=Path(self.source.name).name, unit="frame")
         try:
             while (item := self.results.get()) is not None:
                 pending[item[0].seq] = item
                 while self.written in pending:
-                    frame, result = pending.pop(self.written)
+                    frame, outputs = pending.pop(self.written)
                     if not self.errors:
-                        for sink in self.sinks:
-                            sink.write(frame, result)
-                        self.detections += len(result.boxes)
+                        start = time.perf_counter()
+                        prepared, boxes = outputs if self.workers_prepare else self._prepare(frame, outputs)
+                        drawn = time.perf_counter()
+                        for sink, output in zip(self.sinks, prepared):
+                            sink.write(frame, output)
+                        self.drawing += drawn - start
+                        self.encoding += time.perf_counter() - drawn
+                        self.detections += boxes
                         self.latency.append(time.monotonic() - frame.captured)
                     self.written += 1
                     self.feed.written()
@@ -289,12 +306,12 @@ class Run:
             reader.join(timeout=1.0)  # a stream blocked in a read closes itself after its read timeout
         if self.errors:
             raise self.errors[0]
-        busy = {k: 0.0 for k in STAGES}
-        busy["decode"] = self.source.busy
-        busy["inference"] = sum(b.busy - b.waited for b in self.batches)
-        for sink in self.sinks:
-            for k, v in sink.busy.items():
-                busy[k] += v
+        busy = {
+            "decode": self.source.busy,
+            "inference": sum(b.busy - b.waited for b in self.batches),
+            "drawing": self.drawing + sum(b.drawing for b in self.batches),
+            "encoding": self.encoding,
+        }
         return VideoSummary(
             self.source.name,
             self.sinks[0].path,

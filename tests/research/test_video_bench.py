@@ -3,10 +3,12 @@
 import re
 
 import numpy as np
+import torch
 from conftest import cspdet
+from ultralytics import YOLO
 
 from cspdet.data.shapes import write_video
-from cspdet.research.video_bench import cut_clip, mismatched_frames, same_detections, timestamps
+from cspdet.research.video_bench import cut_clip, inference_cost, mismatched_frames, same_detections, timestamps
 
 
 def test_benchmark_writes_its_table(tmp_path):
@@ -21,6 +23,8 @@ def test_benchmark_writes_its_table(tmp_path):
     for name in ("best.pt", "best.onnx"):
         row = re.search(rf"\| `{re.escape(name)}` \| {numbers}", text)
         assert row and all(float(v) > 0 for v in row.groups())
+        cost = re.search(rf"\| `{re.escape(name)}` \|.*\| 20/20 \| [\d.]+ \| ([\d.]+) \| ([\d.]+)x \|$", text, re.M)
+        assert cost and all(float(v) > 0 for v in cost.groups())  # runtime alone (CPU ms/frame), ceiling
     assert "| stock `yolo predict model=best.pt save=True` | - |" in text
 
 
@@ -32,3 +36,10 @@ def test_cut_clip_keeps_timestamps_and_detections_compare(tmp_path):
     assert same_detections(a, a[::-1]) and not same_detections(a, a[:1])
     assert not same_detections(a, a + [0, 0, 2, 0, 0, 0]) and not same_detections(a, a + [0, 0, 0, 0, 0, 1])
     assert mismatched_frames([a, a], [a[::-1]]) == [1]
+
+
+def test_inference_cost_grows_with_the_input(tmp_path):
+    clip = write_video(tmp_path / "clip.mp4", frames=8, size=(320, 240), fps=30, seed=0)
+    torch.save({"model": YOLO("csp_wrc-n.yaml").model, "train_args": {}}, tmp_path / "m.pt")  # as Model.save writes
+    small, large = (inference_cost(tmp_path / "m.pt", clip, imgsz, count=8) for imgsz in (64, 256))
+    assert 0 < small and 4 * small < large  # 16 times the pixels
