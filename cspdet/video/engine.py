@@ -31,6 +31,7 @@ from cspdet.video.sources import Frame, Source
 STAGES = ("decode", "inference", "drawing", "encoding")
 QUEUED_BATCHES = 2  # decoded frames waiting for a worker, in batches per worker (files)
 IN_FLIGHT_BATCHES = 4  # frames taken but not yet written, in batches per worker
+SIGNAL_CHECK_S = 0.05  # how often the main thread wakes to run a pending Ctrl-C handler
 
 
 class Feed:
@@ -192,6 +193,14 @@ def ctrl_c_calls(function):
         signal.signal(signal.SIGINT, previous)
 
 
+def wait_for(thread: threading.Thread, timeout: float | None = None):
+    """Join ``thread`` in short slices, so that Ctrl-C's handler runs at once: the kernel may deliver the signal to
+    another thread, which does not wake a main thread blocked in a plain ``join()``."""
+    end = None if timeout is None else time.monotonic() + timeout
+    while thread.is_alive() and (end is None or time.monotonic() < end):
+        thread.join(SIGNAL_CHECK_S)
+
+
 class Run:
     """One source through the engine; ``run()`` closes the sinks and returns the VideoSummary; ``stop()`` ends it
     early (Ctrl-C), keeping what was taken.
@@ -216,8 +225,8 @@ class Run:
     def stop(self):
         """Ctrl-C: stop reading; the frames already taken are finished and the outputs finalised."""
         self.interrupts += 1
-        if self.interrupts > 1:
-            LOGGER.warning("Ctrl-C again: finishing the frames already taken so that the outputs stay playable")
+        again = " again" if self.interrupts > 1 else ""
+        LOGGER.warning(f"Ctrl-C{again}: finishing the frames already taken so that the outputs stay playable")
         self.feed.end(drop=True)
 
     def _fail(self, error: Exception):
@@ -300,10 +309,10 @@ class Run:
             for thread in (reader, writer, *workers):
                 thread.start()
             for thread in workers:
-                thread.join()  # they end once the feed has ended: source read, Ctrl-C or an error
+                wait_for(thread)  # they end once the feed has ended: source read, Ctrl-C or an error
             self.results.put(None)
-            writer.join()
-            reader.join(timeout=1.0)  # a stream blocked in a read closes itself after its read timeout
+            wait_for(writer)
+            wait_for(reader, timeout=1.0)  # a stream blocked in a read closes itself after its read timeout
         if self.errors:
             raise self.errors[0]
         busy = {

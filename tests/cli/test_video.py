@@ -6,6 +6,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -109,7 +110,7 @@ def test_truncated_video_keeps_the_decoded_frames(tmp_path, model):
 
 
 def test_ctrl_c_twice_still_leaves_a_playable_video(tmp_path, model):
-    source = write_video(tmp_path / "long.mp4", frames=600, size=(160, 120), fps=30, seed=3)
+    source = write_video(tmp_path / "long.mp4", frames=3000, size=(160, 120), fps=30, seed=3)  # far from done at Ctrl-C
     out = tmp_path / "out" / "long.mp4"
     command = [str(Path(sys.executable).with_name("cspdet")), "video", "--model", str(model), "--source", str(source)]
     process = subprocess.Popen([*command, "--out", str(out), "--imgsz", str(IMGSZ)], env={**os.environ, **OFFLINE_ENV},
@@ -118,13 +119,20 @@ def test_ctrl_c_twice_still_leaves_a_playable_video(tmp_path, model):
     while not any(p.stat().st_size > 20_000 for p in out.parent.glob(".long.*")):  # frames are being written
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()[0]
         time.sleep(0.05)
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, "")), daemon=True)
+    reader.start()
     process.send_signal(signal.SIGINT)
-    time.sleep(0.02)  # long enough for the first to be handled, short of the in-flight batches' inference
-    process.send_signal(signal.SIGINT)  # while the outputs are being finalised
-    output = process.communicate(timeout=120)[0]
+    while not any("Ctrl-C: finishing" in line for line in lines):  # the first one handled
+        assert process.poll() is None and time.monotonic() < deadline, "".join(lines)
+        time.sleep(0.005)
+    process.send_signal(signal.SIGINT)  # while the frames taken are finished and the outputs finalised
+    process.wait(timeout=120)
+    reader.join(timeout=10)
+    output = "".join(lines)
     assert process.returncode == 130, output
     codec, times, size = info(out)
-    assert codec == "h264" and 0 < len(times) < 600 and size == (160, 120)
+    assert codec == "h264" and 0 < len(times) < 3000 and size == (160, 120)
     assert times == info(source)[1][: len(times)]
     assert f"{len(times)} frames (interrupted)" in output and "Ctrl-C again" in output
     assert [p.name for p in out.parent.iterdir()] == ["long.mp4"]
