@@ -109,6 +109,7 @@ def _worker(rank: int, port: int, cfg: str, imgsz: int, batch: int, steps: int, 
                 times[kind] += measured
     if rank == 0:
         queue.put({**times, "parameters": gradients.numel()})
+    dist.barrier()  # no rank tears gloo down while the other still talks to it
     dist.destroy_process_group()
 
 
