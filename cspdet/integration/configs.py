@@ -62,6 +62,6 @@ def install():
     """Look model YAMLs up with cspdet's bundled names and scale suffix, wherever ultralytics loads one."""
     from ultralytics.nn import tasks
 
-    from cspdet.integration.plugin import wrap_everywhere
+    from cspdet.patching import wrap_everywhere
 
     wrap_everywhere(tasks, "yaml_model_load", load_model_yaml)
