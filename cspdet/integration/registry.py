@@ -11,7 +11,8 @@ by parameter name), so it is exactly the stage ultralytics builds, and the subcl
 remaining arguments. Such a model starts from the stock model's weights for the same seed.
 
 A row's ``wrc`` argument (of a module whose constructor or ``adopt`` takes one) is parsed once, at the row, into a
-``WRCSpec`` that goes down to every bottleneck; a bad value is an error naming the row.
+``WRCSpec`` that goes down to every bottleneck; a bad value is an error naming the row. A row naming a module that is
+not registered yet loads the installed package that declares it (entry point group ``cspdet.modules``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ultralytics.utils import LOGGER
 
 from cspdet.catalog import BLOCKS
 from cspdet.errors import CspdetError
+from cspdet.imports import ENTRY_POINTS, load_entry_point, rebuild, remember_class
 from cspdet.nn.upstream import parameters, upstream_arguments
 from cspdet.nn.wrc import WRCSpec
 from cspdet.patching import wrap, wrap_everywhere
@@ -155,18 +157,20 @@ def register_module(module: type | None = None, *, like: str = "Conv", name: str
         raise ValueError(f"'{name}' is already registered for {known.module.__module__}.{known.module.__qualname__}")
     REGISTRY[name] = Registration(module, like)
     torch.serialization.add_safe_globals([module])  # restricted loading (ULTRALYTICS_SAFE_LOAD=true)
+    remember_class(module)  # its checkpoints find its module again (cspdet.imports)
     return module
 
 
 def register_blocks():
-    """Make cspdet's blocks (``cspdet.catalog``) usable in model YAMLs and, with their parts, in restricted
-    (weights-only) checkpoint loading."""
+    """Make cspdet's blocks (``cspdet.catalog``) usable in model YAMLs and, with their parts and the rebuild of users'
+    classes, in restricted (weights-only) checkpoint loading."""
     for name, block in BLOCKS.items():
         cls = getattr(importlib.import_module(block.module), name)
         if block.like:
             register_module(cls, like=block.like)
         else:
             torch.serialization.add_safe_globals([cls])
+    torch.serialization.add_safe_globals([rebuild])
 
 
 def _upstream_name(name: str) -> bool:
@@ -200,11 +204,19 @@ def _where(d: dict, i: int, row: list) -> str:
 
 
 def _registered(name, where: str) -> Registration:
-    """The registration of the row module ``name``."""
+    """The registration of the row module ``name``; one that is not known yet comes from an installed package."""
+    if name not in REGISTRY and isinstance(name, str):
+        try:
+            declared = load_entry_point(name)
+        except CspdetError as e:
+            raise RowError(f"{where}: {e}") from None
+        if declared and name not in REGISTRY:
+            raise RowError(f"{where}: entry point {declared} did not register '{name}' (cspdet.register_module)")
     if name not in REGISTRY:
         raise RowError(
-            f"{where}: unknown module '{name}'. cspdet modules: {', '.join(sorted(REGISTRY))}; "
-            "register your own with cspdet.register_module"
+            f"{where}: unknown module '{name}'. cspdet modules: {', '.join(sorted(REGISTRY))}; register your own "
+            "with cspdet.register_module in a module that the YAML's 'imports:' lists, or in an installed package "
+            f"that declares it (entry point group '{ENTRY_POINTS}')"
         )
     return REGISTRY[name]
 
