@@ -103,7 +103,7 @@ def test_fresh_shell_validates_predicts_exports_the_checkpoint(trained, tiny_dat
     assert re.search(r"^\s*all\s+4\s+8\s", val.stdout + val.stderr, re.M)
     image = next((tiny_dataset.parent / "images" / "val").iterdir())
     yolo("predict", f"model={best}", f"source={image}", *cpu, cwd=tmp_path)
-    assert list((tmp_path / "predict").glob("*.png"))
+    assert list((tmp_path / "predict").glob(f"{image.stem}.*"))  # the annotated image
     copy = tmp_path / "best.pt"
     shutil.copy(best, copy)
     yolo("export", f"model={copy}", "format=onnx", "imgsz=32", cwd=tmp_path)
