@@ -15,9 +15,7 @@ from cspdet.errors import CspdetError
 from cspdet.version import __version__
 
 COMMANDS = {  # name -> module of cspdet.cli
-    "compat": "compat",
     "eval": "eval",
-    "fuzz": "fuzz",
     "info": "info",
     "plot-wrc": "plot_wrc",
     "shapes": "shapes",

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 import torch
-from conftest import REPO, run
+from helpers import REPO, run
 from torch import nn
 from ultralytics.nn.tasks import DetectionModel
 

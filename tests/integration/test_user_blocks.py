@@ -11,7 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import REPO, cspdet, run, yolo
+from helpers import REPO, cspdet, run, yolo
 
 TRAIN = ["epochs=1", "imgsz=32", "batch=4", "workers=0", "device=cpu", "plots=False", "exist_ok=True"]
 BLOCKS = '''
