@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from helpers import REPO, cspdet, run, yolo
 
+from tools.envs import find_uv
+
 TRAIN = ["epochs=1", "imgsz=32", "batch=4", "workers=0", "device=cpu", "plots=False", "exist_ok=True"]
 BLOCKS = '''
 """A user's block: a 1x1 conv with a squeeze-and-excitation gate."""
@@ -90,12 +92,12 @@ def one_line_error(result) -> str:
     return result.stderr.strip().splitlines()[-1]
 
 
-@pytest.mark.compat("user blocks")
+@pytest.mark.compat("lifecycle")
 def test_stock_cli_trains_a_user_block(trained):
     assert (trained / "weights" / "best.pt").is_file() and (trained / "wrc_weights.csv").is_file()
 
 
-@pytest.mark.compat("user blocks")
+@pytest.mark.compat("lifecycle")
 def test_fresh_shell_validates_predicts_exports_the_checkpoint(trained, tiny_dataset, tmp_path):
     """From a folder that knows nothing of the block, as a new shell would: the checkpoint finds its module."""
     best, cpu = trained / "weights" / "best.pt", ["imgsz=32", "device=cpu", f"project={tmp_path}"]
@@ -118,7 +120,7 @@ def test_cspdet_video_runs_the_checkpoint(trained, tmp_path):
     assert len((tmp_path / "d.jsonl").read_text().splitlines()) == 4
 
 
-@pytest.mark.compat("user blocks")
+@pytest.mark.compat("lifecycle")
 def test_resume_in_a_fresh_shell(project, tiny_dataset, tmp_path):
     """A run stopped after its first epoch resumes with `yolo train resume` from another folder."""
     (tmp_path / "first").mkdir()
@@ -140,7 +142,7 @@ model.train(data={str(tiny_dataset)!r}, epochs=2, project={str(tmp_path)!r}, nam
 
 def test_ddp_worker_imports_the_block(project, tiny_dataset, tmp_path):
     """Ultralytics' generated DDP worker (device=0,1 on GPUs) rebuilds the model from the YAML's path, here run on the
-    CPU from another folder with auto-load off: it imports the block itself."""
+    CPU from another folder: it imports the block itself."""
     yaml = project / "model.yaml"
     parent = f"""
 from ultralytics import YOLO
@@ -153,7 +155,7 @@ print(generate_ddp_file(DetectionTrainer(overrides=args, _callbacks=model.callba
 """
     script = run([sys.executable, "-c", parent], cwd=tmp_path).stdout.strip().splitlines()[-1]
     (tmp_path / "worker").mkdir()
-    worker = run([sys.executable, script], cwd=tmp_path / "worker", env={"CSPDET_AUTOLOAD": "0"})
+    worker = run([sys.executable, script], cwd=tmp_path / "worker")
     assert "sq_blocks.SqueezeGate" in worker.stdout + worker.stderr
     assert (tmp_path / "ddp" / "weights" / "best.pt").is_file()
 
@@ -177,7 +179,7 @@ def broken(tmp_path) -> Path:
     return tmp_path / "models"
 
 
-@pytest.mark.compat("user blocks")
+@pytest.mark.compat("lifecycle")
 @pytest.mark.parametrize(
     "imports, message",
     [
@@ -217,11 +219,10 @@ def test_an_installed_package_is_found_through_its_entry_point(tmp_path):
         SqueezeGate = "cspdet_sq:SqueezeGate"
         """)
     )
-    wheels = tmp_path / "wheels"
-    for source in (REPO, package):
-        run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(wheels),
-             str(source)], timeout=600)  # fmt: skip
-    uv, env = shutil.which("uv") or str(Path(sys.executable).with_name("uv")), tmp_path / "env"
+    uv, wheels, env = find_uv(), tmp_path / "wheels", tmp_path / "env"
+    for source in (REPO, package):  # built offline, with this environment's hatchling
+        build = [uv, "build", "-q", "--wheel", "--offline", "--no-build-isolation", "--python", sys.executable]
+        run([*build, "-o", str(wheels), str(source)], timeout=600)
     run([uv, "venv", "-q", "--system-site-packages", "--python", sys.executable, str(env)])
     python = str(env / "bin" / "python")
     run([uv, "pip", "install", "-q", "--offline", "--no-deps", "--python", python, *map(str, wheels.glob("*.whl"))])
