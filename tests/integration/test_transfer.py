@@ -116,7 +116,7 @@ def test_inserted_row_keeps_every_stock_tensor(base, tmp_path_factory):
     model = DetectionModel(edited(base, 3, insert=RESIDUAL), verbose=False)
     moved = {i: i + 1 for i in range(3, 24)}
     received, source, total, lines = load_and_check(model, ckpt, moved)
-    assert (received, source) == (499, 499)  # ultralytics' key matching: 40
+    assert (received, source) == (499, 499)  # by key: the 36 of layers 0-2
     summary = [line for line in lines if "Transferred" in line]
     assert len(summary) == 1 and SUMMARY.format(499, total) in summary[0], lines
     assert "renumbered 3-23 -> 4-24; new: 3 ResidualBlock; shape mismatch: none" in summary[0]
