@@ -24,11 +24,7 @@ def _froms(row) -> list:
 def _same_row(a, b) -> bool:
     """Equal repeats, module and arguments, and ``from`` alike: equal relative indices, absolute ones in place."""
     fa, fb = _froms(a), _froms(b)
-    return (
-        list(a[1:]) == list(b[1:])
-        and len(fa) == len(fb)
-        and all(x == y if x < 0 or y < 0 else True for x, y in zip(fa, fb))
-    )
+    return list(a[1:]) == list(b[1:]) and len(fa) == len(fb) and all(x == y for x, y in zip(fa, fb) if x < 0 or y < 0)
 
 
 def _lcs(source: list, target: list) -> dict[int, int]:
