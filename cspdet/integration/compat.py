@@ -45,6 +45,7 @@ SEAMS = {
     "evaluation": Seam("official COCO metrics in yolo val of 'annotations:' data"),
     "predictor": Seam("cspdet video"),
     "distributed": Seam("training across machines under torchrun"),
+    "transfer": Seam("pretrained weights into modified model YAMLs, matched layer by layer"),
 }
 NEWEST_TESTED = "8.4.190"  # the newest release in docs/compat.md; the oldest is the lower bound in pyproject.toml
 
