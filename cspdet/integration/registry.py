@@ -100,10 +100,7 @@ class Registration:
             )
         except ValueError as e:  # names the row
             raise RowError(str(e)) from None
-        adopt = {k: v for k, v in values.items() if k in extra}
-        if "wrc" in adopt:
-            adopt["wrc"] = _spec(adopt["wrc"], where)
-        return [args[0], *upstream], adopt
+        return [args[0], *upstream], {k: v for k, v in values.items() if k in extra}
 
 
 class RowError(CspdetError, ValueError):
@@ -249,7 +246,10 @@ def _parse_model(original: Callable, d: dict, ch, verbose: bool):
         if len(args) < 1:
             raise RowError(f"{_where(d, i, row)}: the first argument must be the output channels")
         if ours[i].adopts:
-            proxy_args, adopt_args[i] = ours[i].split([_value(d, a) for a in args], _where(d, i, row))
+            proxy_args, adopt = ours[i].split([_value(d, a) for a in args], _where(d, i, row))
+            if "wrc" in adopt:
+                adopt["wrc"] = _spec(adopt["wrc"], _where(d, i, row))
+            adopt_args[i] = adopt
             return [f, n, ours[i].like, proxy_args]
         return [f, n, ours[i].like, list(args[: RULES[ours[i].like].proxy_args])]
 
