@@ -22,7 +22,7 @@ from ultralytics.data import utils
 from ultralytics.utils import NUM_THREADS, TQDM
 
 from cspdet.integration import compat
-from cspdet.integration.plugin import replaced
+from cspdet.patching import replaced
 
 NAMES_FROM_JSON = "<names from the annotations JSON>"
 CACHE_VERSION = "cspdet-coco-1"  # cspdet's own scan cache: its labels hold (file, shape, JSON index)
@@ -107,16 +107,16 @@ def check_det_dataset(original, dataset, *args, **kwargs) -> dict:
     return data
 
 
-def init_trainer(original, trainer, cfg=None, overrides=None, _callbacks=None):
-    """BaseTrainer.__init__ with ``augmentations`` given as a pipeline YAML built into albumentations transforms."""
-    from ultralytics.cfg import DEFAULT_CFG
-
+@contextlib.contextmanager
+def set_up_trainer(trainer, cfg, overrides):
+    """Around BaseTrainer.__init__ (``plugin.TRAINER_SET_UP``): ``augmentations`` given as a pipeline YAML becomes
+    albumentations transforms."""
     from cspdet.data.augment import load_pipeline
 
     pipeline = (overrides or {}).get("augmentations")
     if isinstance(pipeline, (str, Path)):
         overrides = {**overrides, "augmentations": load_pipeline(pipeline)}
-    original(trainer, DEFAULT_CFG if cfg is None else cfg, overrides, _callbacks)
+    yield cfg, overrides
 
 
 def _check_image(args: tuple) -> tuple:
@@ -191,14 +191,11 @@ def probe():
 
 
 def install():
-    """Patch ultralytics' dataset check, dataset builder and trainer set-up."""
+    """Patch ultralytics' dataset check and dataset builder (the trainer's set-up: ``set_up_trainer``)."""
     from ultralytics.data import build
-    from ultralytics.engine.trainer import BaseTrainer
 
     from cspdet.data.dataset import COCODataset
-    from cspdet.integration.plugin import wrap, wrap_everywhere
+    from cspdet.patching import patch, wrap_everywhere
 
     wrap_everywhere(utils, "check_det_dataset", check_det_dataset)
-    build.YOLODataset = COCODataset
-    compat.status().patched.append("ultralytics.data.build.YOLODataset")
-    wrap(BaseTrainer, "__init__", init_trainer)
+    patch(build, "YOLODataset", COCODataset)

@@ -104,7 +104,7 @@ def install():
     """Wrap DetectionValidator's methods above; gather_stats where the release has it (DDP validation)."""
     from ultralytics.models.yolo.detect import DetectionValidator
 
-    from cspdet.integration.plugin import wrap
+    from cspdet.patching import wrap
 
     for method in (init_metrics, update_metrics, gather_stats, print_results):
         if hasattr(DetectionValidator, method.__name__):
