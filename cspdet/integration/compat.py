@@ -25,6 +25,7 @@ SEAMS = {
     "training": "WRC weights kept out of weight decay and recorded every epoch",
     "data": "'annotations:' (COCO JSON) data, bundled data YAMLs, augmentation pipeline YAMLs",
     "evaluation": "official COCO metrics in yolo val of 'annotations:' data",
+    "loggers": "COCO numbers and WRC weights per epoch in results.csv and the experiment loggers",
     "predictor": "cspdet video",
     "distributed": "training across machines under torchrun",
 }
