@@ -457,7 +457,7 @@ def _rerun_text(spread: list[dict], metric: str, checkpoints) -> str:
     epochs = min(len(r["diffs"]) for r in spread)
     at = [*(c for c in checkpoints if c < epochs), epochs]
     table = markdown_table(
-        ["run", *(f"Δ {metric} epoch {e}" for e in at), "largest |Δ| over epochs"],
+        ["run", *(f"Δ {metric} epoch {e}" for e in at), "largest abs Δ over epochs"],
         [
             [run_name(r["variant"], r["seed"], r["attempt"]), *(f"{r['diffs'][e - 1]:+.4f}" for e in at),
              f"{max(map(abs, r['diffs'])):.4f}"]
