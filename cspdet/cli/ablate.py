@@ -21,6 +21,8 @@ into a markdown file (default docs/results.md if the current folder has one) and
 
 from __future__ import annotations
 
+import shlex
+import sys
 from pathlib import Path
 
 DEFAULT_DOC = Path("docs/results.md")
@@ -60,7 +62,7 @@ def run(args) -> int:
     from ultralytics.utils import TQDM
 
     from cspdet.research import ablation
-    from cspdet.research.benchdoc import update_section
+    from cspdet.research.report import write_section
 
     known = {v.name: v for v in ablation.VARIANTS}
     names = args.variants or [v.name for v in ablation.DEFAULT_VARIANTS]
@@ -94,7 +96,8 @@ def run(args) -> int:
     body = ablation.report(records, variants, args.out, img, args.metric, tuple(args.checkpoints), tag)
     print(body)
     if doc:
-        update_section(doc, args.section, title(records, variants), body)
+        command = shlex.join(["cspdet", *sys.argv[1:]])
+        write_section(doc, args.section, title(records, variants), f"Command: `{command}`\n\n{body}")
     return 0
 
 

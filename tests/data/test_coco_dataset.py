@@ -8,7 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from coco_files import coco_json, write_coco_dataset, write_image
+from helpers import REPO
+from helpers.coco_files import ONE_FOLDER, coco_json, tree, write_coco_dataset, write_image, write_one_folder_dataset
 from PIL import Image
 from ultralytics.cfg import get_cfg
 from ultralytics.data import build_yolo_dataset
@@ -237,36 +238,6 @@ def test_bundled_coco_yaml_reads_the_official_layout(tmp_path):
     assert build(data, "val").labels[0]["cls"].tolist() == [[1.0]]
 
 
-ONE_FOLDER = {"train": 6, "val": 3, "test": 2}  # images per split, all in one images/ folder (as BCCD)
-
-
-def write_one_folder_dataset(root: Path) -> Path:
-    """A COCO layout whose splits share the folder images/, each JSON listing its own images (val: 2 boxes each)."""
-    k = 0
-    for split, count in ONE_FOLDER.items():
-        images, annotations = [], []
-        for _ in range(count):
-            k += 1
-            boxes = [[4.0 + k, 4.0, 20.0, 16.0]] + ([[30.0, 30.0, 12.0, 20.0]] if split == "val" else [])
-            write_image(root / "images" / f"img_{k:03d}.jpg", 64, 64, boxes)
-            images.append({"id": k, "file_name": f"img_{k:03d}.jpg", "width": 64, "height": 64})
-            annotations += [{"image_id": k, "category_id": 3, "bbox": b} for b in boxes]
-        coco_json(root / "annotations" / f"instances_{split}.json", images, annotations)
-    data = root / "data.yaml"
-    data.write_text(
-        f"path: {root}\n"
-        + "".join(f"{split}: images\n" for split in ONE_FOLDER)
-        + "annotations:\n"
-        + "".join(f"  {split}: annotations/instances_{split}.json\n" for split in ONE_FOLDER)
-    )
-    return data
-
-
-def tree(root: Path) -> dict:
-    """Every path under ``root`` with its size and modification time."""
-    return {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(root.rglob("*"))}
-
-
 @pytest.mark.parametrize(("split", "mode"), [("train", "train"), ("val", "val"), ("test", "val")])
 def test_splits_sharing_an_image_folder_read_their_own_images(tmp_path, log_lines, split, mode):
     """Training builds 'train'; validation builds the split it is told (``split=``, 'val' by default)."""
@@ -321,7 +292,7 @@ def test_a_cache_folder_that_cannot_be_written_costs_only_the_cache(tmp_path, mo
     assert any("scan cache not saved" in line for line in log_lines)
 
 
-BCCD = Path(__file__).resolve().parents[3] / "shared" / "data" / "bccd"  # the real dataset, read-only (SOURCE.md)
+BCCD = REPO.parent / "shared" / "data" / "bccd"  # the real dataset, read-only (its SOURCE.md)
 
 
 @pytest.mark.skipif(not (BCCD / "annotations").is_dir(), reason=f"BCCD not found at {BCCD}")

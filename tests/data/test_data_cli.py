@@ -3,9 +3,8 @@
 import json
 
 import yaml
-from coco_files import write_coco_dataset
-from conftest import yolo
-from test_coco_dataset import tree, write_one_folder_dataset
+from helpers import yolo
+from helpers.coco_files import tree, write_coco_dataset, write_one_folder_dataset
 
 from cspdet.data import find_bundled
 

@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from coco_files import write_coco_dataset
-from conftest import yolo
+from helpers import yolo
+from helpers.coco_files import write_coco_dataset
 
 from cspdet.eval.coco import METRIC_KEYS
 
