@@ -44,6 +44,7 @@ RECIPES = {  # training arguments besides epochs, imgsz and batch
 METRICS = {"mAP50-95": "metrics/mAP50-95(B)", "mAP50": "metrics/mAP50(B)", "COCO AP": "coco/AP",
            "COCO AP50": "coco/AP50"}  # fmt: skip
 TRANSFERRED = re.compile(r"Transferred (\d+)/(\d+) items from pretrained weights")
+REMAPPED = re.compile(r"Remapped (\d+)/(\d+) cls head rows from pretrained weights by class name")  # 8.4 on
 
 
 @dataclass(frozen=True)
@@ -170,8 +171,11 @@ def run(
         record["cpu_s"] = _children_cpu_s() - cpu  # the run's processes, data loaders included
         if attempt > 1:
             record["attempt"] = attempt
-        if found := TRANSFERRED.search(log.read_text(errors="replace")):
+        text = log.read_text(errors="replace")
+        if found := TRANSFERRED.search(text):
             record["transferred"] = [int(found[1]), int(found[2])]  # ultralytics' count: tensors loaded / in model
+        if found := REMAPPED.search(text):
+            record["remapped"] = [int(found[1]), int(found[2])]  # classes whose output rows it took by class name
         record |= read_results(out / "runs" / name)
         with open(out / RECORDS, "a") as f:
             f.write(json.dumps(record) + "\n")
@@ -220,8 +224,9 @@ def transferred_tensors(run_dir: Path, checkpoint: str | Path) -> dict:
     return {"layers": layers, "new": new}
 
 
-def transfer_text(variant: str, found: dict, checkpoint: str | Path) -> str:
-    """One line: the tensors per span of layers that came from the checkpoint, and the patterns of the fresh ones."""
+def transfer_text(variant: str, found: dict, checkpoint: str | Path, remapped=None) -> str:
+    """One line: the tensors per span of layers that came from the checkpoint, and the patterns of the fresh ones;
+    ``remapped``: (classes, of) whose class-output rows ultralytics copied by class name."""
     spans = []
     for _, group in itertools.groupby(sorted(found["layers"].items()), key=lambda kv: kv[1][0] == kv[1][1]):
         group = list(group)
@@ -239,10 +244,13 @@ def transfer_text(variant: str, found: dict, checkpoint: str | Path) -> str:
         + (f" x{len(members)}" if len(members) > 1 else "")
         for members in groups.values()
     ]
-    return (
+    line = (
         f"- `{variant}`: {done} of its {total} tensors from `{Path(checkpoint).name}` ({'; '.join(spans)}); "
         f"started as the seed gives them: {', '.join(fresh) or 'none'}"
     )
+    if remapped:
+        line += f"; then ultralytics copied the class-output rows of {remapped[0]} of the {remapped[1]} classes by name"
+    return line
 
 
 def _children_cpu_s() -> float:
@@ -393,7 +401,9 @@ def report(
         for v in variants:
             run_dir = Path(out) / "runs" / run_name(v.name, seeds[0])
             if v.name in rows and (run_dir / "weights" / "last.pt").is_file():
-                transfers.append(transfer_text(v.name, transferred_tensors(run_dir, checkpoint), checkpoint))
+                found = transferred_tensors(run_dir, checkpoint)
+                remapped = by_variant(records)[v.name][seeds[0]].get("remapped")
+                transfers.append(transfer_text(v.name, found, checkpoint, remapped))
         lines.append("\n".join(transfers))
     families = [v for v in variants if v.baseline is None and v.name in rows]
     for base in families:

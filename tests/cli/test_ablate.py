@@ -49,17 +49,19 @@ def test_ablate_from_a_pretrained_checkpoint_with_a_rerun(tmp_path):
     assert [(r["variant"], r.get("attempt", 1)) for r in records] == [
         ("yolov5n", 1), ("yolov5-channel", 1), ("yolov5n", 2), ("yolov5-channel", 2)
     ]  # fmt: skip
-    # ultralytics' own count: everything but the class outputs (3 classes here, 80 in the checkpoint) and alpha/beta
-    assert [r["transferred"] for r in records[:2]] == [[421, 427], [421, 441]]
+    # ultralytics' own count: everything but alpha/beta; the class outputs (3 classes here, 80 in the checkpoint) come
+    # by class name, as cat, dog and zebra are COCO classes too
+    assert [(r["transferred"], r["remapped"]) for r in records[:2]] == [([427, 427], [3, 3]), ([427, 441], [3, 3])]
     assert all(r["budget"]["pretrained"] == str(WEIGHTS) for r in records)
     text = doc.read_text()
-    assert "<!-- coco-pretrained:start -->" in text and "(coco, fine-tuned from yolov5n-coco.pt)" in text
+    assert "<!-- coco-pretrained:start -->" in text and "(data, fine-tuned from yolov5n-coco.pt)" in text
     assert "every variant starts from the same checkpoint, `yolov5n-coco.pt`" in text
     transfer = (
         "- `yolov5n`: 421 of its 427 tensors from `yolov5n-coco.pt` (layers 0-23: 342 of 342; layer 24: 79 of 85)"
     )
     assert transfer in text
     assert "`model.24.cv3.*.2.weight` x3" in text and "`model.*.m.*.wrc.alpha` x7" in text
+    assert "then ultralytics copied the class-output rows of 3 of the 3 classes by name" in text
     assert "| yolov5n | 1 | " in text and "COCO AP epoch 1" in text and "COCO AP final (epoch 2)" in text
     assert "| yolov5-channel-s0-r2 | +0.0000 | +0.0000 | 0.0000 |" in text
     assert "reproduce their first runs exactly" in text
