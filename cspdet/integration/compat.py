@@ -28,6 +28,7 @@ SEAMS = {
     "loggers": "COCO numbers and WRC weights per epoch in results.csv and the experiment loggers",
     "predictor": "cspdet video",
     "distributed": "training across machines under torchrun",
+    "transfer": "pretrained weights into modified model YAMLs, matched layer by layer",
 }
 NEWEST_TESTED = "8.4.190"  # the newest release in docs/compat.md; the oldest is the lower bound in pyproject.toml
 
