@@ -43,6 +43,7 @@ SEAMS = {
     "training": Seam("WRC weights kept out of weight decay and recorded every epoch"),
     "data": Seam("'annotations:' (COCO JSON) data, bundled data YAMLs, augmentation pipeline YAMLs"),
     "evaluation": Seam("official COCO metrics in yolo val of 'annotations:' data"),
+    "loggers": Seam("COCO numbers and WRC weights per epoch in results.csv and the experiment loggers"),
     "predictor": Seam("cspdet video"),
     "distributed": Seam("training across machines under torchrun"),
     "transfer": Seam("pretrained weights into modified model YAMLs, matched layer by layer"),
