@@ -37,9 +37,7 @@ class BoxPainter:
         self.lw, self.font = style.lw, (style.sf, style.tf)
         self.half = _band(self.lw)
         self.label_height = cv2.getTextSize("0", 0, fontScale=self.font[0], thickness=self.font[1])[0][1] + 3
-        self.canvas = np.zeros((2 * self.label_height + 2 * self.lw + 2, shape[1] + 2, 3), np.uint8)
-        self.annotator = Annotator(self.canvas, self.lw)  # draws on the canvas in place
-        self.cache, self.edges = OrderedDict(), {}
+        self.canvas, self.cache, self.edges = np.zeros((0, 0, 3), np.uint8), OrderedDict(), {}
 
     def label(self, text: str, color: tuple, inside: bool) -> np.ndarray:
         """The label ``text`` on its background as ``Annotator.box_label`` renders it above a box (with the box's edge
@@ -49,12 +47,16 @@ class BoxPainter:
             self.cache.move_to_end(key)
             return patch
         width = cv2.getTextSize(text, 0, fontScale=self.font[0], thickness=self.font[1])[0][0]
-        canvas, h = self.canvas, self.label_height
+        h = self.label_height
+        if self.canvas.shape[1] < width + 2:  # wide enough for the label and the box below it
+            self.canvas = np.zeros((2 * h + 2 * self.lw + 2, max(width + 2, 2 * self.canvas.shape[1]), 3), np.uint8)
+            self.annotator = Annotator(self.canvas, self.lw)  # draws on the canvas in place
+        canvas = self.canvas
         canvas[:, : width + 2] = 0
         top = 0 if inside else h  # box_label puts the label inside when the box's top is above the label height
         self.annotator.box_label([0, top, width + 1, len(canvas) - 1], text, color)
-        rows = slice(top + 1, top + h + 1) if inside else slice(0, h + self.half + 1)
-        self.cache[key] = patch = canvas[rows, :width].copy()
+        rows = h + 1 if inside else h + self.half + 1  # the background's rows (and the edge below an outside one)
+        self.cache[key] = patch = canvas[:rows, : width + 1].copy()
         if len(self.cache) > LABEL_CACHE:
             self.cache.popitem(last=False)
         return patch
@@ -102,10 +104,10 @@ class BoxPainter:
                 continue
             # above the box, or just inside it when there is no room above; moved left where it would leave the frame
             patch = label(text, color, y1 < h)
-            top, x = y1 if y1 < h else y1 - h, min(x1, width - patch.shape[1])
-            y0, x0, y_end, x_end = max(top, 0), max(x, 0), min(top + len(patch), height), x + patch.shape[1]
+            top, x = y1 if y1 < h else y1 - h, min(x1, width - patch.shape[1] + 1)
+            y0, x0, y_end, x_end = max(top, 0), max(x, 0), min(top + len(patch), height), min(x + patch.shape[1], width)
             if y_end > y0 and x_end > x0:
-                image[y0:y_end, x0:x_end] = patch[y0 - top : y_end - top, x0 - x :]
+                image[y0:y_end, x0:x_end] = patch[y0 - top : y_end - top, x0 - x : x_end - x]
         return image
 
 

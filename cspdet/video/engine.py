@@ -45,12 +45,14 @@ class Lane:
         waiting_max (int): Most frames waiting for a worker (files: the reader waits when it is reached).
         in_flight_max (int): Most frames taken by workers and not yet written (workers skip the lane at it).
         live (bool): Keep only the newest waiting frame, counting the replaced ones in ``dropped``.
+        group (Hashable): Lanes of one group may share a batch (frames of one size: ultralytics letterboxes a batch
+            of mixed sizes otherwise than each frame alone).
     """
 
-    def __init__(self, waiting_max: int, in_flight_max: int, live: bool):
+    def __init__(self, waiting_max: int, in_flight_max: int, live: bool, group=None):
         """An empty, open lane."""
         self.waiting, self.waiting_max, self.in_flight_max = collections.deque(), waiting_max, in_flight_max
-        self.live = live
+        self.live, self.group = live, group
         self.in_flight, self.taken, self.dropped, self.ended = 0, 0, 0, False
 
     @property
@@ -86,9 +88,9 @@ class Feed:
             self.cond.notify_all()
             return True
 
-    def take(self, n: int, one_lane: bool = False) -> list[Frame]:
-        """Up to ``n`` frames, from the lanes in turn (from one lane only with ``one_lane``), waiting for the first;
-        ``[]`` once every lane has ended and is empty. Each frame's ``seq`` is its order among its lane's frames."""
+    def take(self, n: int) -> list[Frame]:
+        """Up to ``n`` frames from the lanes in turn (lanes of one group only), waiting for the first; ``[]`` once
+        every lane has ended and is empty. Each frame's ``seq`` is its order among its lane's frames."""
         with self.cond:
             while not any(line.ready for line in self.lanes):
                 if all(line.ended and not line.waiting for line in self.lanes):
@@ -98,7 +100,7 @@ class Feed:
             while len(batch) < n:
                 for step in range(count):
                     line = self.lanes[(self.turn + step) % count]
-                    if line.ready and (not one_lane or not batch or batch[0].lane == (self.turn + step) % count):
+                    if line.ready and (not batch or line.group == self.lanes[batch[0].lane].group):
                         break
                 else:
                     break
@@ -133,8 +135,8 @@ class _Batches:
         batch (int): Most frames per batch.
         names (list[str]): Each lane's source, reported as its frames' path.
         live (bool): Whether the sources are live.
-        predictor (BasePredictor, optional): A tracking predictor: batches hold one source's frames, and the
-            predictor follows each source with its own trackers.
+        predictor (BasePredictor, optional): A tracking predictor that follows each source with its own trackers
+            (the feed's lanes then group no two sources).
     """
 
     mode = "video"  # one tracker follows the frames in order
@@ -150,7 +152,7 @@ class _Batches:
 
     def __next__(self) -> tuple[list[str], list, list[str]]:
         """Return the next batch, as ultralytics' loaders do."""
-        frames = self.feed.take(self.bs, one_lane=self.predictor is not None)
+        frames = self.feed.take(self.bs)
         if not frames:
             raise StopIteration
         if self.predictor is not None:
@@ -305,10 +307,11 @@ class Run:
         self.backend, self.outputs = backend, [_Output(s, k) for s, k in zip(sources, sinks)]
         workers, live = len(backend.predictors), any(s.live for s in sources)
         batch = 1 if live else backend.batch
-        lanes = [Lane(QUEUED_BATCHES * batch * workers, IN_FLIGHT_BATCHES * batch * workers, s.live) for s in sources]
-        self.feed = Feed(lanes)
-        names = [s.name for s in sources]
         tracker = backend.predictors[0] if backend.tracking and len(sources) > 1 else None
+        waiting, in_flight = QUEUED_BATCHES * batch * workers, IN_FLIGHT_BATCHES * batch * workers
+        groups = range(len(sources)) if tracker else [s.info.size for s in sources]
+        self.feed = Feed([Lane(waiting, in_flight, s.live, group) for s, group in zip(sources, groups)])
+        names = [s.name for s in sources]
         self.batches = [_Batches(self.feed, batch, names, live, tracker) for _ in backend.predictors]
         self.errors, self.interrupts = [], 0  # errors: of inference, which ends every source
         self.cpu = dict.fromkeys(("prepost", "runtime", "drawing"), 0.0)

@@ -24,19 +24,19 @@ import cv2
 import numpy as np
 from ultralytics.utils import LOGGER
 
-from cspdet.video.sources import Frame, VideoError, VideoInfo, reason
+from cspdet.video.sources import THREADED_PIXELS, Frame, VideoError, VideoInfo, reason
 
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}  # output by suffix
 MP4_LIKE = {"mp4", "mov"}  # an index that moves to the front (whole files) or fragments (crash-safe files)
 DEFAULT_CODEC = "libx264"
-# x264's cheapest preset at a constant quantiser (no rate control), in one thread: threads only add work up to HD
-CODEC_OPTIONS = {"libx264": {"preset": "ultrafast", "qp": "23", "threads": "1"}}
-THREADED_PIXELS = 1280 * 720  # larger frames are encoded with the encoder's own threads
+# x264's cheapest preset, in one thread up to THREADED_PIXELS (its threads cost a fifth more CPU there, for no speed)
+CODEC_OPTIONS = {"libx264": {"preset": "ultrafast", "crf": "23", "threads": "1"}}
 PIXEL_FORMAT = "yuv420p"  # what browsers decode; chroma at half resolution, so sizes are cropped to even numbers
 FALLBACK_TIME_BASE = Fraction(1, 1000)  # for encoders that refuse the source's (MPEG-4 Part 2: at most 1/65535)
 FRAGMENT_S = 1.0  # crash-safe video: longest fragment (and keyframe interval), so a crash loses at most about this
 CRASH_SAFE_OPTIONS = {  # per container: written in pieces that each play once on disk, and flushed as they are made
-    "mp4": {"movflags": "+frag_keyframe+empty_moov+default_base_moof", "frag_duration": str(round(FRAGMENT_S * 1e6))},
+    # the index (moov) goes out with the first fragment, so that it keeps the first frame's time (an edit list)
+    "mp4": {"movflags": "+frag_keyframe+delay_moov+default_base_moof", "frag_duration": str(round(FRAGMENT_S * 1e6))},
     "matroska": {"cluster_time_limit": str(round(FRAGMENT_S * 1e3))},
 }
 
@@ -128,24 +128,26 @@ class TextSink(Sink):
         self.file.close()
 
 
-def _boxes(result) -> tuple[list, list, list, list | None]:
-    """A result's boxes as lists: xyxy, scores, class ids and track ids (None when not tracking)."""
-    boxes = result.boxes
-    ids = boxes.id.int().tolist() if boxes.is_track else None
-    return boxes.xyxy.tolist(), boxes.conf.tolist(), boxes.cls.int().tolist(), ids
+def _boxes(result) -> tuple[np.ndarray, list[int], list[int] | None]:
+    """A result's boxes: (N, 5) x1, y1, x2, y2, score (float64), class ids and track ids (None when not tracking)."""
+    data = result.boxes.data.cpu().numpy().astype(np.float64)  # x1, y1, x2, y2, (track id,) score, class
+    ids = data[:, 4].astype(int).tolist() if result.boxes.is_track else None
+    return np.concatenate([data[:, :4], data[:, -2:-1]], 1), data[:, -1].astype(int).tolist(), ids
 
 
 class JsonLinesSink(TextSink):
     """One JSON line per frame: ``{"frame": i, "t": seconds, "boxes": [[x1, y1, x2, y2, score, class_id], ...]}`` in
-    source pixels, plus ``"ids"`` (track ids) when tracking, and ``"gap": {"start": s, "length": s}`` on the first
-    frame after a live source was lost and reopened.
+    source pixels (to 0.01 px, scores to 1e-5), plus ``"ids"`` (track ids) when tracking, and ``"gap": {"start": s,
+    "length": s}`` on the first frame after a live source was lost and reopened.
     """
 
     def prepare(self, frame, result) -> str:
         """The frame's line."""
-        xyxy, scores, classes, ids = _boxes(result)
-        boxes = [[*(round(v, 2) for v in b), round(s, 5), c] for b, s, c in zip(xyxy, scores, classes)]
-        row = {"frame": frame.index, "t": round(frame.time, 6), "boxes": boxes, **({"ids": ids} if ids else {})}
+        boxes, classes, ids = _boxes(result)
+        rounded = np.concatenate([boxes[:, :4].round(2), boxes[:, 4:].round(5)], 1).tolist()
+        row = {"frame": frame.index, "t": round(frame.time, 6), "boxes": [[*b, c] for b, c in zip(rounded, classes)]}
+        if ids:
+            row["ids"] = ids
         if frame.gap:
             row["gap"] = {"start": round(frame.gap.start, 6), "length": round(frame.gap.length, 6)}
         return json.dumps(row) + "\n"
@@ -156,10 +158,10 @@ class MotSink(TextSink):
 
     def prepare(self, frame, result) -> str:
         """A row per tracked box."""
-        xyxy, scores, _, ids = _boxes(result)
+        boxes, _, ids = _boxes(result)
         return "".join(
             f"{frame.index + 1},{i},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{s:.5f},-1,-1,-1\n"
-            for (x1, y1, x2, y2), s, i in zip(xyxy, scores, ids or [])
+            for (x1, y1, x2, y2, s), i in zip(boxes.tolist(), ids or [])
         )
 
 
@@ -239,6 +241,8 @@ class VideoSink(Sink):
             options = {**CRASH_SAFE_OPTIONS.get("mp4" if fmt in MP4_LIKE else "matroska", {}), "flush_packets": "1"}
         else:
             options = {"movflags": "+faststart"} if fmt in MP4_LIKE else {}
+        if fmt in MP4_LIKE:  # the first frame's time, in the index's edit list, exact (not in milliseconds)
+            options["movie_timescale"] = str(time_base.denominator)
         self.container = av.open(str(self.target), "w", format=self._format, options=options)
         options = dict(CODEC_OPTIONS.get(self.codec, {}))
         if self.info.width * self.info.height > THREADED_PIXELS:

@@ -31,6 +31,8 @@ from cspdet.errors import CspdetError
 OPEN_TIMEOUT_S, READ_TIMEOUT_S = 10.0, 10.0  # a stream that sends nothing for this long is lost
 CLOCK_TIME_BASE = Fraction(1, 1000)  # milliseconds: webcam frames (the capture clock), streams without a time base
 LOCAL_SCHEMES = ("file",)  # URL schemes read as files: not live unless asked
+THREADED_PIXELS = 1280 * 720  # larger frames are decoded (and encoded) in FFmpeg's threads; smaller ones in one:
+# threads add no speed on a busy CPU there, a frame of latency each, and CPU that the stage clocks do not see
 FIRST_RETRY_S, RETRY_CAP_S = 0.5, 8.0  # reopening a lost source: the first wait, doubled after each try up to the cap
 _CONVERTER = threading.local()  # one FFmpeg colour converter per thread, kept from frame to frame
 
@@ -126,12 +128,13 @@ class Source:
 
     info: VideoInfo
     audio = None  # the audio stream that outputs copy (FFmpeg sources)
+    from_zero = False  # whether the timeline starts at 0 (live streams, whose own clocks start anywhere)
 
     def __init__(self, name: str, live: bool, reconnect: float = 0.0):
         """Nothing read yet; ``busy`` counts the CPU seconds spent reading and decoding, ``decoded`` the frames read,
-        ``undecodable`` the packets the decoder refused."""
+        ``undecodable`` the packets the decoder refused; ``why`` says why the last connection ended, if it failed."""
         self.name, self.live, self.reconnect = name, live, reconnect
-        self.busy, self.undecodable, self.gaps, self.lost = 0.0, 0, [], None
+        self.busy, self.undecodable, self.gaps, self.lost, self.why = 0.0, 0, [], None, ""
         self.decoded, self.stopping, self._first, self._last, self._offset = 0, threading.Event(), None, None, 0
 
     def stop(self):
@@ -157,9 +160,11 @@ class Source:
                 self._release(connection)
 
     def _stamp(self, frame: Frame, first: bool) -> Frame:
-        """Number ``frame`` and put it on the source's timeline; ``first`` of a connection after a loss: after the last
-        frame by the real time between their captures."""
-        if first and self._last is not None:
+        """Number ``frame`` and put it on the source's timeline (a live stream's starts at 0 with its first frame);
+        ``first`` of a connection after a loss: after the last frame by the real time between their captures."""
+        if self._last is None and self.from_zero:
+            self._offset = -frame.pts
+        elif first and self._last is not None:
             last = self._last
             self._offset = last.pts + max(1, round((frame.captured - last.captured) / self.info.time_base)) - frame.pts
             frame.gap = Gap(last.time, float((frame.pts + self._offset - last.pts) * self.info.time_base))
@@ -173,7 +178,8 @@ class Source:
         """A new connection after a loss, trying with backoff for ``reconnect`` seconds; None when it stays lost."""
         lost, wait = time.monotonic(), FIRST_RETRY_S
         at = f" at {self._last.time:.2f} s" if self._last else ""
-        LOGGER.warning(f"{self.name}: lost{at}, reopening")
+        LOGGER.warning(f"{self.name}: lost{at}{self.why}, reopening")
+        self.why = ""
         while not self.stopping.wait(wait):
             try:
                 connection = self._connect()
@@ -235,7 +241,7 @@ class FFmpegSource(Source):
         """Open the container, pick its first video (and audio) stream and decode the first frame, or raise."""
         url = "://" in name and name.split("://")[0] not in LOCAL_SCHEMES
         super().__init__(name, live, reconnect if url else 0.0)
-        self.url, self.pace = url, live and not url
+        self.url, self.pace, self.from_zero = url, live and not url, url and live
         self._first = connection = self._connect()
         stream = connection.stream
         rate = stream.average_rate or stream.guessed_rate or Fraction(30)
@@ -256,7 +262,10 @@ class FFmpegSource(Source):
             stream = container.streams.video[0]
             if stream.codec_context is None:
                 raise VideoError(f"{name}: FFmpeg has no decoder for its video codec")
-            stream.thread_type = "AUTO"  # FFmpeg's frame and slice threads
+            if stream.width * stream.height > THREADED_PIXELS:
+                stream.thread_type = "AUTO"  # FFmpeg's frame and slice threads
+            else:
+                stream.codec_context.thread_count = 1
             audio = container.streams.audio[0] if container.streams.audio else None
             corrupt = self.undecodable
             connection = _Connection(container, stream, audio, None, None, [])
@@ -296,8 +305,10 @@ class FFmpegSource(Source):
                 return
             except av.FFmpegError as e:
                 self.busy += time.thread_time() - start
-                what = "the stream" if self.url else "decoding"
-                LOGGER.warning(f"{self.name}: {what} stops after {index} frames ({reason(e)})")
+                if self.url:
+                    self.why = f" ({reason(e)})"  # said when the stream is reopened
+                else:
+                    LOGGER.warning(f"{self.name}: decoding stops after {index} frames ({reason(e)})")
                 return
             if packet.stream.type == "audio":
                 if packet.dts is not None:  # the demuxer's final empty packet has none
@@ -384,7 +395,9 @@ def _frames_in_duration(container, stream, rate: Fraction) -> int:
     """Frames that the duration a container announces implies (Matroska, ...), 0 when it announces none."""
     if stream.duration and stream.time_base:
         return round(stream.duration * stream.time_base * rate)
-    return round(container.duration / av.time_base * rate) if container.duration else 0
+    if not container.duration:
+        return 0
+    return round((container.duration - (container.start_time or 0)) / av.time_base * rate)  # duration counts from 0
 
 
 def _audio_route(on_audio: Callable | None, shift: float) -> Callable:

@@ -1,5 +1,6 @@
-"""The overlap engine: the model's own predictions in any batch size, tracking, torch's threads, and live sources
-whose latency stays bounded on a loopback stream that sends frames faster than inference takes them."""
+"""The overlap engine: the model's own predictions in any batch size, tracking, torch's threads, several sources at
+once through one model, and live sources whose latency stays bounded on a loopback stream that sends frames faster
+than inference takes them."""
 
 import json
 import socket
@@ -10,8 +11,8 @@ import torch
 from helpers.video import read_video, stream_clip, write_clip
 from ultralytics import YOLO
 
-from cspdet.research.video_bench import mismatched_frames, read_detections
-from cspdet.video import VideoError, load_backend, predict_video
+from cspdet.video import VideoError, load_backend, predict_video, predict_videos
+from cspdet.video.detections import mismatched_frames, read_detections
 from cspdet.video.sources import open_source
 
 
@@ -104,7 +105,7 @@ def test_live_stream_keeps_latency_bounded(tmp_path, model):
     sender.start()
     try:
         listening = f"{url}?listen=1&listen_timeout=30000"  # an FFmpeg URL: wait for the sender to connect
-        summary = predict_video(backend, listening, tmp_path / "live.mp4", detections=tmp_path / "live.jsonl")
+        summary = predict_video(backend, listening, tmp_path / "live.mp4", tmp_path / "live.jsonl", reconnect=0)
     finally:
         sender.join(timeout=60)
     assert not errors and not sender.is_alive()
@@ -119,3 +120,31 @@ def test_live_stream_keeps_latency_bounded(tmp_path, model):
     rows = [json.loads(line) for line in (tmp_path / "live.jsonl").read_text().splitlines()]
     assert [row["t"] for row in rows] == pytest.approx(times, abs=1e-5)
     assert [row["frame"] for row in rows] == sorted({row["frame"] for row in rows})
+
+
+def test_several_sources_at_once_get_the_detections_each_gets_alone(tmp_path, backend, clip):
+    """Frames of sources of one size share batches; each source keeps its own detections, timestamps and outputs."""
+    videos = [clip, write_clip(tmp_path / "b.mp4", frames=45, seed=3), write_clip(tmp_path / "c.mkv", frames=30,
+              size=(256, 192), fps=25, seed=4, vfr=True)]  # fmt: skip
+    for i, video in enumerate(videos):
+        predict_video(backend, video, tmp_path / f"alone{i}.mp4", tmp_path / f"alone{i}.jsonl")
+    outs, rows = [tmp_path / f"together{i}.mp4" for i in range(3)], [tmp_path / f"together{i}.jsonl" for i in range(3)]
+    summaries = predict_videos(backend, videos, outs, rows)
+    for i, (video, summary) in enumerate(zip(videos, summaries)):
+        together, alone = read_detections(rows[i]), read_detections(tmp_path / f"alone{i}.jsonl")
+        assert summary.source == str(video) and summary.out == outs[i] and summary.frames == len(together)
+        assert sum(map(len, together)) > len(together) and mismatched_frames(together, alone) == []
+        assert read_video(outs[i])["times"] == read_video(video)["times"]
+
+
+def test_several_sources_are_tracked_each_with_its_own_trackers(tmp_path, model, clip, imgsz):
+    tracking = load_backend(model, imgsz=imgsz, device="cpu", tracker="bytetrack")
+    videos = [clip, write_clip(tmp_path / "b.mp4", frames=45, seed=3)]
+    for i, video in enumerate(videos):
+        predict_video(tracking, video, tmp_path / f"alone{i}.mp4", tmp_path / f"alone{i}.jsonl")
+    rows = [tmp_path / f"together{i}.jsonl" for i in range(2)]
+    predict_videos(tracking, videos, [tmp_path / f"together{i}.mp4" for i in range(2)], rows)
+    for i in range(2):
+        together = [json.loads(line) for line in rows[i].read_text().splitlines()]
+        alone = [json.loads(line) for line in (tmp_path / f"alone{i}.jsonl").read_text().splitlines()]
+        assert together == alone and sum(len(row.get("ids", [])) for row in together) > 10  # the same tracks
