@@ -64,38 +64,43 @@ class Lane:
 class Feed:
     """Decoded frames of every source on their way to the inference workers, one lane per source.
 
+    Readers wait on ``room`` (a lane with room), workers on ``ready`` (a lane with a frame they may take); each change
+    wakes only those it may concern.
+
     Args:
         lanes (list[Lane]): One per source, in the order of the sources.
     """
 
     def __init__(self, lanes: list[Lane]):
         """Open lanes; workers take from them in turn, starting with the first."""
-        self.lanes, self.cond, self.turn = lanes, threading.Condition(), 0
+        lock = threading.Lock()
+        self.lanes, self.room, self.ready, self.turn = lanes, threading.Condition(lock), threading.Condition(lock), 0
 
     def put(self, lane: int, frame: Frame) -> bool:
         """Add a decoded frame to its lane (waiting for room unless live); False once the lane has ended."""
-        with self.cond:
+        with self.room:
             line = self.lanes[lane]
             if line.live:
                 line.dropped += len(line.waiting)
                 line.waiting.clear()
             while not line.ended and len(line.waiting) >= line.waiting_max:
-                self.cond.wait()
+                self.room.wait()
             if line.ended:
                 return False
             frame.lane = lane
             line.waiting.append(frame)
-            self.cond.notify_all()
+            self.ready.notify()
             return True
 
     def take(self, n: int) -> list[Frame]:
         """Up to ``n`` frames from the lanes in turn (lanes of one group only), waiting for the first; ``[]`` once
         every lane has ended and is empty. Each frame's ``seq`` is its order among its lane's frames."""
-        with self.cond:
+        with self.ready:
             while not any(line.ready for line in self.lanes):
                 if all(line.ended and not line.waiting for line in self.lanes):
+                    self.ready.notify()  # the next worker finds the end too
                     return []
-                self.cond.wait()
+                self.ready.wait()
             batch, count = [], len(self.lanes)
             while len(batch) < n:
                 for step in range(count):
@@ -108,23 +113,28 @@ class Feed:
                 frame.seq, line.taken, line.in_flight = line.taken, line.taken + 1, line.in_flight + 1
                 batch.append(frame)
                 self.turn = (frame.lane + 1) % count
-            self.cond.notify_all()
+            self.room.notify_all()  # readers of the lanes taken from
+            if any(line.ready for line in self.lanes):
+                self.ready.notify()  # frames left for another worker
             return batch
 
     def release(self, lane: int):
         """One of the lane's taken frames was written: room for another."""
-        with self.cond:
-            self.lanes[lane].in_flight -= 1
-            self.cond.notify_all()
+        with self.ready:
+            line = self.lanes[lane]
+            line.in_flight -= 1
+            if line.ready:
+                self.ready.notify()
 
     def end(self, lane: int | None = None, drop: bool = False):
         """No more frames will come into ``lane`` (every lane when None); with ``drop``, forget its waiting ones."""
-        with self.cond:
+        with self.ready:
             for line in self.lanes if lane is None else [self.lanes[lane]]:
                 line.ended = True
                 if drop:
                     line.waiting.clear()
-            self.cond.notify_all()
+            self.ready.notify_all()
+            self.room.notify_all()
 
 
 class _Batches:

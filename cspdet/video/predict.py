@@ -4,6 +4,7 @@ them at once, and report each source's summary.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -87,16 +88,15 @@ def predict_videos(
     with ThreadPoolExecutor(max(count, 1)) as pool:  # streams may take seconds each to answer
         opened = list(pool.map(lambda s: _open(s, live, reconnect), sources))
     ready = [source for source in opened if not isinstance(source, VideoError)]
-    try:
+    with contextlib.ExitStack() as opened_here:  # closes the sources if their outputs cannot be set up
+        for source in ready:
+            opened_here.callback(source.close)
         sinks = [_sinks(backend, s, *paths, codec, crash_safe) for s, *paths in zip(opened, outs, detections, mots)
                  if not isinstance(s, VideoError)]  # fmt: skip
-        for source in ready:
-            if hint := backend.padding_hint(source.info.size):
-                LOGGER.warning(hint)
-    except BaseException:
-        for source in ready:
-            source.close()
-        raise
+        opened_here.pop_all()  # from here on the run closes them
+    for source in ready:
+        if hint := backend.padding_hint(source.info.size):
+            LOGGER.warning(hint)
     if ready:
         run = Run(backend, ready, sinks)
         with ctrl_c_calls(run.stop):  # until the outputs are in place, Ctrl-C (once or more) stops the run, no more
