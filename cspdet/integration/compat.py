@@ -27,6 +27,7 @@ SEAMS = {
     "evaluation": "official COCO metrics in yolo val of 'annotations:' data",
     "predictor": "cspdet video",
     "distributed": "training across machines under torchrun",
+    "transfer": "pretrained weights into modified model YAMLs, matched layer by layer",
 }
 NEWEST_TESTED = "8.4.190"  # the newest release in docs/compat.md; the oldest is the lower bound in pyproject.toml
 
