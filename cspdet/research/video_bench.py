@@ -103,21 +103,18 @@ def demo_model(path: str | Path, video: str | Path, imgsz: int = 320, cfg: str =
     return Path(path)
 
 
-def inference_cost(model: str | Path, video: str | Path, imgsz: int, count: int = TIMED_FRAMES) -> float:
-    """CPU milliseconds per frame that the model's runtime alone takes on ``video``'s first frames, loaded, threaded
-    and batched as ``cspdet video`` loads it for one worker: what any pipeline spends per frame at least, in CPU.
+def inference_cost(backend, video: str | Path, count: int = TIMED_FRAMES) -> float:
+    """CPU milliseconds per frame that the model's runtime alone takes on ``video``'s first frames, called as ``cspdet
+    video`` calls it in one worker (its threads, its batch, its letterboxed input): what any pipeline spends per frame
+    at least, in CPU.
 
     Args:
-        model (str | Path): A ``.pt`` or an export.
+        backend (Backend): The model loaded by ``load_backend``.
         video (str | Path): The clip whose letterboxed frames are the input.
-        imgsz (int): Inference size.
         count (int): Frames to time, after one untimed call.
     """
-    from cspdet.video import load_backend
-
-    backend = load_backend(model, imgsz=imgsz, device="cpu")
     network = backend.predictors[0].model
-    letterbox = LetterBox(imgsz, auto=True, stride=int(network.stride))
+    letterbox = LetterBox(backend.args.imgsz, auto=True, stride=int(network.stride))
     images = np.stack([letterbox(image=f.to_ndarray(format="bgr24")) for f in frames(video, backend.batch)])
     batch = torch.from_numpy(images[..., ::-1].transpose(0, 3, 1, 2).copy()).float() / 255
     calls = max(1, count // len(batch))
@@ -244,7 +241,7 @@ def video_report(
     from ultralytics.utils import TQDM
     from ultralytics.utils.torch_utils import get_cpu_info
 
-    from cspdet.video import STAGES
+    from cspdet.video import STAGES, load_backend
 
     work = Path(folder or tempfile.mkdtemp(prefix="bench_video_"))
     work.mkdir(parents=True, exist_ok=True)
@@ -316,7 +313,7 @@ def video_report(
             checks.append(written == ("h264", "yuv420p", times))
             equal.append(not mismatched)
             fastest = max(fastest, statistics.median(fps(ours)))
-            alone = inference_cost(files[imgsz, fmt], clip, imgsz)
+            alone = inference_cost(load_backend(files[imgsz, fmt], imgsz=imgsz, device="cpu"), clip)
             ceiling = os.cpu_count() * 1e3 / alone / statistics.median(fps(theirs))
             rows.append([
                 f"`{name}`", f"{statistics.median(fps(ours)):.1f}", f"{statistics.median(fps(theirs)):.1f}",

@@ -73,7 +73,7 @@ class Feed:
 
     def __init__(self, lanes: list[Lane]):
         """Open lanes; workers take from them in turn, starting with the first."""
-        lock = threading.Lock()
+        lock = threading.RLock()  # re-entrant: Ctrl-C's handler ends the lanes in the main thread, maybe inside ``end``
         self.lanes, self.room, self.ready, self.turn = lanes, threading.Condition(lock), threading.Condition(lock), 0
 
     def put(self, lane: int, frame: Frame) -> bool:

@@ -10,6 +10,7 @@ from ultralytics import YOLO
 
 from cspdet.data.shapes import write_video
 from cspdet.research.video_bench import cut_clip, inference_cost, timestamps
+from cspdet.video import load_backend, predict_video
 
 
 def test_benchmark_prints_its_table(tmp_path):
@@ -38,8 +39,21 @@ def test_cut_clip_keeps_timestamps(tmp_path):
     assert timestamps(cut) == ("h264", "yuv420p", timestamps(clip)[2][:5])
 
 
-def test_inference_cost_grows_with_the_input(tmp_path):
+def test_inference_cost_times_the_input_cspdet_video_gives_the_runtime(tmp_path):
+    """The runtime alone is timed on what `cspdet video` feeds the model: its letterboxed shape, in its full batch (the
+    engine takes up to a batch of what is ready)."""
     clip = write_video(tmp_path / "clip.mp4", frames=8, size=(320, 240), fps=30, seed=0)
     torch.save({"model": YOLO("csp_wrc-n.yaml").model, "train_args": {}}, tmp_path / "m.pt")  # as Model.save writes
-    small, large = (inference_cost(tmp_path / "m.pt", clip, imgsz, count=8) for imgsz in (64, 256))
-    assert 0 < small and 4 * small < large  # 16 times the pixels
+    backend = load_backend(tmp_path / "m.pt", imgsz=128, batch=4, device="cpu")
+    shapes = {"engine": [], "alone": []}
+    seen = "engine"
+    hooks = [p.model.register_forward_pre_hook(lambda m, args: shapes[seen].append(tuple(args[0].shape)))
+             for p in backend.predictors]  # fmt: skip
+    predict_video(backend, clip, tmp_path / "out.mp4")
+    seen = "alone"
+    cost = inference_cost(backend, clip, count=8)
+    for hook in hooks:
+        hook.remove()
+    assert {s[1:] for s in shapes["engine"]} == {(3, 96, 128)} and max(s[0] for s in shapes["engine"]) <= 4
+    assert shapes["alone"] == [(4, 3, 96, 128)] * 3  # a full batch: one untimed call, then 8 frames timed
+    assert 0 < cost < float("inf")
