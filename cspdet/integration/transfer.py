@@ -115,6 +115,6 @@ def probe():
 
 def install():
     """Match pretrained layers by structure in BaseModel.load."""
-    from cspdet.integration.plugin import wrap
+    from cspdet.patching import wrap
 
     wrap(tasks.BaseModel, "load", load)
