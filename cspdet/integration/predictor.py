@@ -1,7 +1,9 @@
 """Ultralytics predictors fed from a frame queue: what cspdet.video needs from predictor and AutoBackend internals.
 
 A queue predictor is the model's own task predictor (its preprocessing, NMS, trackers and results) whose
-``setup_source`` takes an iterable of ``(paths, frames, info)`` batches instead of a path it would decode itself.
+``setup_source`` takes an iterable of ``(paths, frames, info)`` batches instead of a path it would decode itself, and
+which counts the CPU seconds of its model calls (``runtime``). ``switch_trackers`` lets one tracking predictor follow
+several sources, each with its own trackers.
 ``cpu_threads`` gives the runtime of an exported model its worker's threads as ultralytics creates it. ``probe()``
 checks what this module relies on; it works on ultralytics 8.3.0 to 8.4.x, where ``setup_source`` gained ``stride``
 (8.3.237), AutoBackend moved each runtime into a ``backend`` object and gained ``format`` (8.4).
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import time
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +35,7 @@ def probe():
         BasePredictor.setup_source: ["source"],
         BasePredictor.setup_model: ["model", "verbose"],
         BasePredictor.stream_inference: ["source", "model"],
+        BasePredictor.inference: ["im"],
         Results.plot: ["conf", "line_width"],
     }
     for function, parameters in expected.items():
@@ -51,7 +55,18 @@ def source_types(stream: bool) -> SourceTypes:
 
 
 class _QueueSource:
-    """Mixin for an ultralytics predictor: its source is a ready dataset (an iterable of batches with ``bs``)."""
+    """Mixin for an ultralytics predictor: its source is a ready dataset (an iterable of batches with ``bs``), and
+    ``runtime`` sums the CPU seconds (of the calling thread) that its model calls take."""
+
+    runtime = 0.0
+
+    def inference(self, im, *args, **kwargs):
+        """Run the model as the predictor does, counting the CPU time."""
+        start = time.thread_time()
+        try:
+            return super().inference(im, *args, **kwargs)
+        finally:
+            self.runtime += time.thread_time() - start
 
     def setup_source(self, source, stride: int | None = None):
         """Use ``source`` as the dataset and set the inference size the way BasePredictor.setup_source does."""
@@ -73,6 +88,23 @@ def queue_predictor(yolo, overrides: dict):
     predictor = type(f"Queue{base.__name__}", (_QueueSource, base), {})(overrides=overrides, _callbacks=yolo.callbacks)
     predictor.setup_model(model=yolo.model, verbose=False)
     return predictor
+
+
+def switch_trackers(predictor, states: dict, key):
+    """Give a tracking predictor the trackers of source ``key`` before a batch of that source's frames; a source seen
+    for the first time gets new ones, made by ultralytics' own ``on_predict_start``.
+
+    Args:
+        predictor (BasePredictor): A predictor registered for tracking, reading a dataset in 'video' mode.
+        states (dict): Each source's trackers so far, kept by the caller between calls.
+        key (Hashable): The source of the coming batch.
+    """
+    from ultralytics.trackers.track import on_predict_start
+
+    if key not in states:
+        on_predict_start(predictor)  # a fresh tracker (and the video path that resets it), for this source alone
+        states[key] = predictor.trackers, predictor.vid_path
+    predictor.trackers, predictor.vid_path = states[key]
 
 
 def half_precision(half: bool) -> dict:

@@ -13,13 +13,15 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from ultralytics import YOLO
 from ultralytics.utils import LOGGER
+from ultralytics.utils.checks import is_ascii
 from ultralytics.utils.torch_utils import select_device
 
 from cspdet.integration.predictor import (
@@ -32,6 +34,7 @@ from cspdet.integration.predictor import (
     register_tracker,
     warm_up,
 )
+from cspdet.video.draw import BoxPainter
 from cspdet.video.sources import VideoError
 
 TRACKERS = ("bytetrack", "botsort")
@@ -57,6 +60,12 @@ class Backend:
     format: str
     batch: int
     threads: int | None
+    _painters: threading.local = field(default_factory=threading.local, repr=False)
+
+    @property
+    def ascii_names(self) -> bool:
+        """Whether every class name is ASCII (drawn with OpenCV's font, as ultralytics does)."""
+        return all(is_ascii(name) for name in self.predictors[0].model.names.values())
 
     @property
     def args(self):
@@ -69,9 +78,19 @@ class Backend:
         return self.args.mode == "track"
 
     def draw(self, result) -> np.ndarray:
-        """``result`` drawn on its frame as ``yolo predict`` draws it (BGR)."""
-        a = self.args
-        return result.plot(line_width=a.line_width, boxes=a.show_boxes, conf=a.show_conf, labels=a.show_labels)
+        """``result`` drawn as ``yolo predict`` draws it (BGR): boxes alone straight on its frame, by a BoxPainter (one
+        per inference thread and frame size); masks, keypoints and non-ASCII labels by ``Results.plot``."""
+        a, boxes = self.args, result.boxes
+        if result.masks is not None or result.keypoints is not None or not self.ascii_names:
+            return result.plot(line_width=a.line_width, boxes=a.show_boxes, conf=a.show_conf, labels=a.show_labels)
+        painters = self._painters.__dict__
+        image = result.orig_img
+        if (painter := painters.get(image.shape)) is None:
+            painter = painters[image.shape] = BoxPainter(
+                result.names, image.shape, a.line_width, a.show_boxes, a.show_conf, a.show_labels
+            )
+        data = boxes.data.cpu().numpy()  # x1, y1, x2, y2, (track id,) score, class
+        return painter(image, data[:, :4], data[:, -1], data[:, -2], data[:, 4] if boxes.is_track else None)
 
     @contextlib.contextmanager
     def threads_set(self):

@@ -1,13 +1,16 @@
-"""The overlap engine: decoding, inference and output run at once, linked by a bounded feed.
+"""The overlap engine: decoding, inference and output run at once, for one source or several, linked by a bounded feed.
 
-A reader thread decodes frames into the feed; inference workers (threads, one per predictor of the backend) take batches
-from it, run the model's own ultralytics predictor and, when there are several of them, prepare each frame's outputs
-(drawing) too; a writer thread puts the outputs back in the order their frames were taken and writes them (encoding;
-with one worker it prepares them first, so that drawing overlaps inference). The feed bounds the frames taken but not
-yet written, so memory stays flat on long videos. For a file every frame is kept (the reader waits when the feed is
-full); for a live source the feed keeps only the newest frame that no worker has taken yet, so latency stays bounded and
-the rest are counted as dropped. Ctrl-C, once or more, stops the reader and lets the taken frames finish, so the outputs
-are finalised.
+A reader thread per source decodes its frames into the source's lane of the feed; inference workers (threads, one per
+predictor of the backend) take batches from all lanes in turn, run the model's own ultralytics predictor and prepare
+each frame's outputs (drawing); a writer thread per source puts its outputs back in the order its frames were taken
+and writes them (encoding). Each lane bounds the frames taken but not yet written, so memory stays flat on long videos
+and a slow output holds back only its own source. For a file every frame is kept (the reader waits when its lane is
+full); for a live source the lane keeps only the newest frame that no worker has taken yet, so latency stays bounded
+and the rest are counted as dropped. A source that fails (a broken output, a decoder error) ends alone; the others go
+on. Ctrl-C, once or more, stops the readers and lets the taken frames finish, so the outputs are finalised.
+
+Time is counted in CPU seconds per thread (``time.thread_time``), so waiting costs nothing and the stages add up to
+what the run costs the machine, apart from threads of FFmpeg and of the runtimes that these clocks do not see.
 """
 
 from __future__ import annotations
@@ -24,69 +27,114 @@ from pathlib import Path
 
 from ultralytics.utils import LOGGER, TQDM
 
-from cspdet.integration.predictor import source_types
-from cspdet.video.sources import Frame, Source
+from cspdet.integration.predictor import source_types, switch_trackers
+from cspdet.video.sources import Frame, Gap, Source, VideoError
 
-# inference: preprocess, model, NMS and tracking; drawing: outputs prepared; encoding: outputs written in order
-STAGES = ("decode", "inference", "drawing", "encoding")
-QUEUED_BATCHES = 2  # decoded frames waiting for a worker, in batches per worker (files)
-IN_FLIGHT_BATCHES = 4  # frames taken but not yet written, in batches per worker
+# CPU per stage: decode (demux, decode, BGR), prepost (letterbox, NMS, results), runtime (the model's own inference),
+# drawing (the outputs prepared: boxes drawn, colours converted, rows formatted), encoding (the outputs written)
+STAGES = ("decode", "prepost", "runtime", "drawing", "encoding")
+QUEUED_BATCHES = 2  # decoded frames waiting for a worker, per lane, in batches per worker (files)
+IN_FLIGHT_BATCHES = 4  # frames taken but not yet written, per lane, in batches per worker
 SIGNAL_CHECK_S = 0.05  # how often the main thread wakes to run a pending Ctrl-C handler
 
 
-class Feed:
-    """Decoded frames on their way to the inference workers, with a bound on the frames taken but not yet written.
+class Lane:
+    """One source's place in the feed: its frames waiting for a worker and the count of those on their way out.
 
     Args:
-        capacity (int): Most frames waiting for a worker (files: the reader waits when it is reached).
-        in_flight (int): Most frames taken by workers and not yet written (workers wait when it is reached).
+        waiting_max (int): Most frames waiting for a worker (files: the reader waits when it is reached).
+        in_flight_max (int): Most frames taken by workers and not yet written (workers skip the lane at it).
         live (bool): Keep only the newest waiting frame, counting the replaced ones in ``dropped``.
+        group (Hashable): Lanes of one group may share a batch (frames of one size: ultralytics letterboxes a batch
+            of mixed sizes otherwise than each frame alone).
     """
 
-    def __init__(self, capacity: int, in_flight: int, live: bool):
-        """An empty, open feed."""
-        self.frames, self.capacity, self.limit, self.live = collections.deque(), capacity, in_flight, live
-        self.cond, self.ended, self.taken, self.in_flight, self.dropped = threading.Condition(), False, 0, 0, 0
+    def __init__(self, waiting_max: int, in_flight_max: int, live: bool, group=None):
+        """An empty, open lane."""
+        self.waiting, self.waiting_max, self.in_flight_max = collections.deque(), waiting_max, in_flight_max
+        self.live, self.group = live, group
+        self.in_flight, self.taken, self.dropped, self.ended = 0, 0, 0, False
 
-    def put(self, frame: Frame) -> bool:
-        """Add a decoded frame (waiting for room unless live); False once the feed has ended."""
-        with self.cond:
-            if self.live:
-                self.dropped += len(self.frames)
-                self.frames.clear()
-            while not self.ended and len(self.frames) >= self.capacity:
-                self.cond.wait()
-            if self.ended:
+    @property
+    def ready(self) -> bool:
+        """Whether a worker may take a frame from the lane now."""
+        return bool(self.waiting) and self.in_flight < self.in_flight_max
+
+
+class Feed:
+    """Decoded frames of every source on their way to the inference workers, one lane per source.
+
+    Readers wait on ``room`` (a lane with room), workers on ``ready`` (a lane with a frame they may take); each change
+    wakes only those it may concern.
+
+    Args:
+        lanes (list[Lane]): One per source, in the order of the sources.
+    """
+
+    def __init__(self, lanes: list[Lane]):
+        """Open lanes; workers take from them in turn, starting with the first."""
+        lock = threading.RLock()  # re-entrant: Ctrl-C's handler ends the lanes in the main thread, maybe inside ``end``
+        self.lanes, self.room, self.ready, self.turn = lanes, threading.Condition(lock), threading.Condition(lock), 0
+
+    def put(self, lane: int, frame: Frame) -> bool:
+        """Add a decoded frame to its lane (waiting for room unless live); False once the lane has ended."""
+        with self.room:
+            line = self.lanes[lane]
+            if line.live:
+                line.dropped += len(line.waiting)
+                line.waiting.clear()
+            while not line.ended and len(line.waiting) >= line.waiting_max:
+                self.room.wait()
+            if line.ended:
                 return False
-            self.frames.append(frame)
-            self.cond.notify_all()
+            frame.lane = lane
+            line.waiting.append(frame)
+            self.ready.notify()
             return True
 
     def take(self, n: int) -> list[Frame]:
-        """Up to ``n`` frames in order, waiting for the first; ``[]`` once the feed has ended and is empty."""
-        with self.cond:
-            while not self.frames and not self.ended or self.frames and self.in_flight >= self.limit:
-                self.cond.wait()
-            batch = [self.frames.popleft() for _ in range(min(n, len(self.frames), self.limit - self.in_flight))]
-            for frame in batch:
-                frame.seq, self.taken = self.taken, self.taken + 1
-            self.in_flight += len(batch)
-            self.cond.notify_all()
+        """Up to ``n`` frames from the lanes in turn (lanes of one group only), waiting for the first; ``[]`` once
+        every lane has ended and is empty. Each frame's ``seq`` is its order among its lane's frames."""
+        with self.ready:
+            while not any(line.ready for line in self.lanes):
+                if all(line.ended and not line.waiting for line in self.lanes):
+                    self.ready.notify()  # the next worker finds the end too
+                    return []
+                self.ready.wait()
+            batch, count = [], len(self.lanes)
+            while len(batch) < n:
+                for step in range(count):
+                    line = self.lanes[(self.turn + step) % count]
+                    if line.ready and (not batch or line.group == self.lanes[batch[0].lane].group):
+                        break
+                else:
+                    break
+                frame = line.waiting.popleft()
+                frame.seq, line.taken, line.in_flight = line.taken, line.taken + 1, line.in_flight + 1
+                batch.append(frame)
+                self.turn = (frame.lane + 1) % count
+            self.room.notify_all()  # readers of the lanes taken from
+            if any(line.ready for line in self.lanes):
+                self.ready.notify()  # frames left for another worker
             return batch
 
-    def written(self):
-        """One taken frame was written: room for another."""
-        with self.cond:
-            self.in_flight -= 1
-            self.cond.notify_all()
+    def release(self, lane: int):
+        """One of the lane's taken frames was written: room for another."""
+        with self.ready:
+            line = self.lanes[lane]
+            line.in_flight -= 1
+            if line.ready:
+                self.ready.notify()
 
-    def end(self, drop: bool = False):
-        """No more frames will come; with ``drop``, forget the waiting ones too (stop)."""
-        with self.cond:
-            self.ended = True
-            if drop:
-                self.frames.clear()
-            self.cond.notify_all()
+    def end(self, lane: int | None = None, drop: bool = False):
+        """No more frames will come into ``lane`` (every lane when None); with ``drop``, forget its waiting ones."""
+        with self.ready:
+            for line in self.lanes if lane is None else [self.lanes[lane]]:
+                line.ended = True
+                if drop:
+                    line.waiting.clear()
+            self.ready.notify_all()
+            self.room.notify_all()
 
 
 class _Batches:
@@ -95,16 +143,18 @@ class _Batches:
     Args:
         feed (Feed): Where the frames come from.
         batch (int): Most frames per batch.
-        name (str): The source, reported as each frame's path (trackers reset when it changes).
-        live (bool): Whether the source is live.
+        names (list[str]): Each lane's source, reported as its frames' path.
+        live (bool): Whether the sources are live.
+        predictor (BasePredictor, optional): A tracking predictor that follows each source with its own trackers
+            (the feed's lanes then group no two sources).
     """
 
     mode = "video"  # one tracker follows the frames in order
 
-    def __init__(self, feed: Feed, batch: int, name: str, live: bool):
-        """Wrap the feed; ``taken`` holds the frames served; ``busy``, ``waited``, ``drawing``: the worker's seconds."""
-        self.feed, self.bs, self.name, self.source_type = feed, batch, name, source_types(live)
-        self.taken, self.busy, self.waited, self.drawing = collections.deque(), 0.0, 0.0, 0.0
+    def __init__(self, feed: Feed, batch: int, names: list[str], live: bool, predictor=None):
+        """Wrap the feed; ``taken`` holds the frames served, in order."""
+        self.feed, self.bs, self.names, self.source_type = feed, batch, names, source_types(live)
+        self.predictor, self.trackers, self.taken = predictor, {}, collections.deque()
 
     def __iter__(self):
         """Return self: the feed is consumed once."""
@@ -112,18 +162,18 @@ class _Batches:
 
     def __next__(self) -> tuple[list[str], list, list[str]]:
         """Return the next batch, as ultralytics' loaders do."""
-        start = time.perf_counter()
         frames = self.feed.take(self.bs)
-        self.waited += time.perf_counter() - start
         if not frames:
             raise StopIteration
+        if self.predictor is not None:
+            switch_trackers(self.predictor, self.trackers, frames[0].lane)
         self.taken.extend(frames)
-        return [self.name] * len(frames), [f.image for f in frames], [""] * len(frames)
+        return [self.names[f.lane] for f in frames], [f.image for f in frames], [""] * len(frames)
 
 
 @dataclass
 class VideoSummary:
-    """What one video run produced and where its time went.
+    """What one source's run produced and what it cost.
 
     Args:
         source (str): The video source.
@@ -131,11 +181,17 @@ class VideoSummary:
         frames (int): Frames written.
         detections (int): Boxes written, over all frames.
         seconds (float): Wall time from starting the stages to the finalised outputs.
-        busy (dict[str, float]): Seconds each stage spent working (not waiting), keyed by STAGES.
-        announced (int): Frames the container announces, 0 when unknown.
+        cpu (dict[str, float]): CPU seconds of each stage (STAGES) for this source's frames, and ``total``: the
+            process's CPU over the run (all threads), shared among the sources by their frames.
+        announced (int): Frames the container announces (or its duration implies), 0 when unknown.
+        undecodable (int): Frames that could not be decoded: those announced but never decoded (a file cut short or
+            broken off), or else the packets the decoder refused.
         interrupted (bool): Whether Ctrl-C stopped the run; ``out`` then holds the frames done so far.
         live (bool): Whether frames arriving while inference was busy were dropped.
         dropped (int): Frames dropped (live).
+        gaps (list[Gap]): Times a live source was lost and came back (the real time between the frames around it).
+        lost (float, optional): Time (seconds on the source's timeline) of the last frame before a loss that lasted
+            longer than the source's ``reconnect`` window, which ended its run.
         latency (list[float]): Seconds from each written frame's capture (decoding) to its output.
     """
 
@@ -144,11 +200,14 @@ class VideoSummary:
     frames: int
     detections: int
     seconds: float
-    busy: dict[str, float] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)
     announced: int = 0
+    undecodable: int = 0
     interrupted: bool = False
     live: bool = False
     dropped: int = 0
+    gaps: list[Gap] = field(default_factory=list)
+    lost: float | None = None
     latency: list[float] = field(default_factory=list, repr=False)
 
     @property
@@ -159,7 +218,14 @@ class VideoSummary:
     @property
     def truncated(self) -> bool:
         """Whether fewer frames could be decoded than the container announces."""
-        return not self.interrupted and not self.live and self.frames < self.announced
+        return not self.interrupted and not self.live and self.undecodable > 0
+
+    def cpu_ms(self, stage: str) -> float:
+        """CPU milliseconds per written frame of ``stage`` (one of STAGES, ``total``, or ``pipeline``: all but the
+        runtime's inference)."""
+        if stage == "pipeline":
+            return self.cpu_ms("total") - self.cpu_ms("runtime")
+        return self.cpu.get(stage, 0.0) / max(self.frames, 1) * 1e3
 
     def latency_ms(self, q: int) -> float:
         """Capture-to-written latency at percentile ``q`` (50, 95), in milliseconds."""
@@ -167,15 +233,40 @@ class VideoSummary:
             return 1e3 * sum(self.latency)
         return 1e3 * statistics.quantiles(self.latency, n=100, method="inclusive")[q - 1]
 
+    def as_dict(self) -> dict:
+        """The summary as plain values (JSON), with per-frame CPU milliseconds and latency percentiles."""
+        return {
+            "source": self.source,
+            "out": str(self.out),
+            "frames": self.frames,
+            "detections": self.detections,
+            "seconds": round(self.seconds, 3),
+            "fps": round(self.fps, 2),
+            "cpu_ms_per_frame": {k: round(self.cpu_ms(k), 3) for k in (*STAGES, "pipeline", "total")},
+            "announced": self.announced,
+            "undecodable": self.undecodable,
+            "interrupted": self.interrupted,
+            "live": self.live,
+            "dropped": self.dropped,
+            "gaps": [{"start": round(g.start, 6), "length": round(g.length, 6)} for g in self.gaps],
+            "lost": self.lost,
+            **({"latency_ms": {"p50": self.latency_ms(50), "p95": self.latency_ms(95)}} if self.live else {}),
+        }
+
     def __str__(self) -> str:
-        """One summary line: frames, detections, mean frames/s, live counts and the per-frame time of each stage."""
-        stages = ", ".join(f"{k} {self.busy.get(k, 0.0) / max(self.frames, 1) * 1e3:.1f}" for k in STAGES)
-        state = " (interrupted)" if self.interrupted else " (truncated)" if self.truncated else ""
+        """One summary line: frames, detections, mean frames/s, what was lost, and the CPU per frame of each stage."""
+        state = " (interrupted)" if self.interrupted else ""
+        broken = f", {self.undecodable} could not be decoded" if self.undecodable else ""
         latency = f"latency p50 {self.latency_ms(50):.0f} ms, p95 {self.latency_ms(95):.0f} ms"
         live = f"; live: {self.dropped} dropped, {latency}" if self.live else ""
+        gaps = ", ".join(f"{g.length:.1f} s at {g.start:.1f} s" for g in self.gaps)
+        gaps = f"; {len(self.gaps)} gap{'s' * (len(self.gaps) > 1)} ({gaps})" if self.gaps else ""
+        lost = f"; lost after {self.lost:.1f} s" if self.lost is not None else ""
+        stages = ", ".join(f"{k} {self.cpu_ms(k):.1f}" for k in STAGES)
         return (
-            f"{self.source}: {self.frames} frames{state}, {self.detections} detections, {self.fps:.1f} frames/s "
-            f"in {self.seconds:.1f}s{live}; ms/frame: {stages} -> {self.out}"
+            f"{self.source}: {self.frames} frames{state}{broken}, {self.detections} detections, "
+            f"{self.fps:.1f} frames/s in {self.seconds:.1f}s{live}{gaps}{lost}; CPU ms/frame: {stages}; pipeline "
+            f"{self.cpu_ms('pipeline'):.1f} of {self.cpu_ms('total'):.1f} -> {self.out}"
         )
 
 
@@ -201,136 +292,218 @@ def wait_for(thread: threading.Thread, timeout: float | None = None):
         thread.join(SIGNAL_CHECK_S)
 
 
+class _Output:
+    """One source's way out: its sinks, its results queue, what was written and what went wrong."""
+
+    def __init__(self, source: Source, sinks: list):
+        self.source, self.sinks, self.results, self.done = source, sinks, queue.Queue(), threading.Event()
+        self.written, self.detections, self.latency, self.encoding = 0, 0, [], 0.0
+        self.error, self.stopped = None, False
+
+
 class Run:
-    """One source through the engine; ``run()`` closes the sinks and returns the VideoSummary; ``stop()`` ends it
-    early (Ctrl-C), keeping what was taken.
+    """Sources through the engine at once, each with its own outputs; ``run()`` returns a VideoSummary (or the
+    VideoError that ended it) per source; ``stop()`` ends it early (Ctrl-C), keeping what was taken.
 
     Args:
         backend (Backend): From load_backend.
-        source (Source): The opened source.
-        sinks (list[Sink]): Outputs, the annotated video first.
-        on_audio (Callable, optional): Receives the source's audio packets (the video sink's ``add_audio``).
+        sources (list[Source]): The opened sources.
+        sinks (list[list[Sink]]): Each source's outputs (not yet entered), its annotated video first; a VideoSink
+            there receives the source's audio.
     """
 
-    def __init__(self, backend, source: Source, sinks: list, on_audio=None):
-        """Set up the feed and the worker datasets."""
-        self.backend, self.source, self.sinks, self.on_audio = backend, source, sinks, on_audio
-        workers, batch = len(backend.predictors), 1 if source.live else backend.batch
-        self.feed = Feed(QUEUED_BATCHES * batch * workers, IN_FLIGHT_BATCHES * batch * workers, source.live)
-        self.batches = [_Batches(self.feed, batch, source.name, source.live) for _ in backend.predictors]
-        self.results, self.errors, self.written_all = queue.Queue(), [], threading.Event()
-        self.written, self.detections, self.latency, self.complete, self.interrupts = 0, 0, [], False, 0
-        self.workers_prepare, self.drawing, self.encoding = workers > 1, 0.0, 0.0
+    def __init__(self, backend, sources: list[Source], sinks: list[list]):
+        """Set up the lanes and the worker datasets."""
+        self.backend, self.outputs = backend, [_Output(s, k) for s, k in zip(sources, sinks)]
+        workers, live = len(backend.predictors), any(s.live for s in sources)
+        batch = 1 if live else backend.batch
+        tracker = backend.predictors[0] if backend.tracking and len(sources) > 1 else None
+        waiting, in_flight = QUEUED_BATCHES * batch * workers, IN_FLIGHT_BATCHES * batch * workers
+        groups = range(len(sources)) if tracker else [s.info.size for s in sources]
+        self.feed = Feed([Lane(waiting, in_flight, s.live, group) for s, group in zip(sources, groups)])
+        names = [s.name for s in sources]
+        self.batches = [_Batches(self.feed, batch, names, live, tracker) for _ in backend.predictors]
+        self.errors, self.interrupts = [], 0  # errors: of inference, which ends every source
+        self.cpu = dict.fromkeys(("prepost", "runtime", "drawing"), 0.0)
 
     def stop(self):
         """Ctrl-C: stop reading; the frames already taken are finished and the outputs finalised."""
         self.interrupts += 1
         again = " again" if self.interrupts > 1 else ""
         LOGGER.warning(f"Ctrl-C{again}: finishing the frames already taken so that the outputs stay playable")
+        for output in self.outputs:
+            output.source.stop()
         self.feed.end(drop=True)
 
     def _fail(self, error: Exception):
-        """Record a stage's error and stop the others."""
+        """An inference worker's error: stop every source."""
         self.errors.append(error)
+        for output in self.outputs:
+            output.source.stop()
         self.feed.end(drop=True)
 
-    def _read(self):
-        """Reader thread: decode into the feed until the source ends or the feed is ended; close the source once the
-        writer is done with its audio packets."""
-        try:
-            self.complete = all(self.feed.put(frame) for frame in self.source.read(self.on_audio))
-        except Exception as e:
-            self._fail(e)
-        finally:
-            self.feed.end()
-            self.written_all.wait()
-            self.source.close()
+    def _fail_source(self, lane: int, error: Exception):
+        """One source's error (reading or writing): stop that source alone."""
+        output = self.outputs[lane]
+        output.error = output.error or error
+        output.source.stop()
+        self.feed.end(lane, drop=True)
 
-    def _prepare(self, frame: Frame, result) -> tuple[list, int]:
-        """Each sink's output for the frame, and the frame's box count."""
-        return [sink.prepare(frame, result) for sink in self.sinks], len(result.boxes)
+    def _read(self, lane: int):
+        """Reader thread: decode into the lane until the source ends or the lane is ended; close the source once the
+        writer is done with its audio packets."""
+        output = self.outputs[lane]
+        try:
+            for frame in output.source.read(getattr(output.sinks[0], "add_audio", None)):
+                if not self.feed.put(lane, frame):
+                    break
+        except Exception as e:
+            self._fail_source(lane, e if isinstance(e, VideoError) else VideoError(f"{output.source.name}: {e}"))
+        finally:
+            self.feed.end(lane)
+            output.done.wait()
+            output.source.close()
 
     def _infer(self, predictor, batches: _Batches):
-        """Inference worker: run ``predictor`` on ``batches``; send each frame, with its prepared outputs when the
-        workers prepare them (else its result), to the writer."""
+        """Inference worker: run ``predictor`` on ``batches``; prepare each frame's outputs and send them to its
+        source's writer."""
         try:
-            tick = time.perf_counter()
+            tick, runtime = time.thread_time(), predictor.runtime
             for result in predictor.stream_inference(batches):
-                done = time.perf_counter()
-                batches.busy += done - tick  # waiting for frames included, subtracted at the end
+                done = time.thread_time()
+                self.cpu["prepost"] += done - tick  # the runtime's inference included: taken out below
                 frame = batches.taken.popleft()
-                self.results.put((frame, self._prepare(frame, result) if self.workers_prepare else result))
-                tick = time.perf_counter()
-                batches.drawing += tick - done
+                output = self.outputs[frame.lane]
+                if not output.stopped:
+                    output.results.put((frame, [s.prepare(frame, result) for s in output.sinks], len(result.boxes)))
+                else:
+                    output.results.put((frame, None, 0))
+                tick = time.thread_time()
+                self.cpu["drawing"] += tick - done
+            self.cpu["runtime"] += predictor.runtime - runtime
+            self.cpu["prepost"] -= predictor.runtime - runtime
         except Exception as e:
             self._fail(e)
 
-    def _write(self):
-        """Writer thread: write the frames' outputs in the order the frames were taken; close the sinks."""
-        pending, bar = {}, TQDM(total=self.source.frames or None, desc=Path(self.source.name).name, unit="frame")
+    def _write(self, lane: int, progress):
+        """Writer thread: write one source's outputs in the order its frames were taken."""
+        output, pending = self.outputs[lane], {}
         try:
-            while (item := self.results.get()) is not None:
+            while (item := output.results.get()) is not None:
                 pending[item[0].seq] = item
-                while self.written in pending:
-                    frame, outputs = pending.pop(self.written)
-                    if not self.errors:
-                        start = time.perf_counter()
-                        prepared, boxes = outputs if self.workers_prepare else self._prepare(frame, outputs)
-                        drawn = time.perf_counter()
-                        for sink, output in zip(self.sinks, prepared):
-                            sink.write(frame, output)
-                        self.drawing += drawn - start
-                        self.encoding += time.perf_counter() - drawn
-                        self.detections += boxes
-                        self.latency.append(time.monotonic() - frame.captured)
-                    self.written += 1
-                    self.feed.written()
-                    bar.update()
-        except Exception as e:
-            self._fail(e)
-            while self.results.get() is not None:
-                self.feed.written()  # keep draining so that no worker waits for room
+                while output.written in pending:
+                    frame, prepared, boxes = pending.pop(output.written)
+                    if prepared is not None and not output.stopped:
+                        start = time.thread_time()
+                        for sink, out in zip(output.sinks, prepared):
+                            try:
+                                sink.write(frame, out)
+                            except Exception as e:  # a full disk, a refused frame: this source ends here
+                                output.stopped = True
+                                self._fail_source(lane, VideoError(f"{sink.path}: cannot write it ({e})"))
+                                break
+                        output.encoding += time.thread_time() - start
+                        output.detections += boxes
+                        output.latency.append(time.monotonic() - frame.captured)
+                    output.written += 1
+                    self.feed.release(lane)
+                    progress()
         finally:
-            bar.close()
-            for sink in self.sinks:
-                try:
-                    sink.close(complete=self.complete)  # finalises the container: the video is playable
-                except Exception as e:
-                    self.errors.append(e)
-            self.written_all.set()
+            output.done.set()
 
-    def run(self) -> VideoSummary:
-        """Run the stages until the source ends or Ctrl-C; raise the first error of any stage."""
-        reader, writer = threading.Thread(target=self._read, daemon=True), threading.Thread(target=self._write)
+    def _open_outputs(self) -> list[contextlib.ExitStack | None]:
+        """Enter each source's sinks (opening the files, so that a refused output fails before any work); a source
+        whose outputs cannot be opened fails alone."""
+        stacks = []
+        for lane, output in enumerate(self.outputs):
+            stack = contextlib.ExitStack()
+            try:
+                for sink in output.sinks:
+                    stack.enter_context(sink)
+            except VideoError as e:
+                stack.close()
+                output.error, stack = e, None
+                output.source.close()
+                self.feed.end(lane, drop=True)
+            stacks.append(stack)
+        return stacks
+
+    def run(self) -> list[VideoSummary | VideoError]:
+        """Run the stages until every source has ended (or Ctrl-C); raise an inference error, return each source's
+        summary or the VideoError that ended it."""
+        stacks = self._open_outputs()
+        lanes = [i for i, stack in enumerate(stacks) if stack is not None]
+        frames = [o.source.info.frames for o in self.outputs]
+        names = [Path(o.source.name).name for o in self.outputs]
+        bar = TQDM(total=sum(frames) if all(frames) else None, desc=names[0] if len(names) == 1 else f"{len(names)} "
+                   "sources", unit="frame")  # fmt: skip
+        lock = threading.Lock()
+
+        def progress():
+            with lock:
+                bar.update()
+
+        readers = [threading.Thread(target=self._read, args=(i,), daemon=True) for i in lanes]
+        writers = [threading.Thread(target=self._write, args=(i, progress)) for i in lanes]
         pairs = zip(self.backend.predictors, self.batches)
         workers = [threading.Thread(target=self._infer, args=pair, daemon=True) for pair in pairs]
-        start = time.perf_counter()
-        with self.backend.threads_set():
-            for thread in (reader, writer, *workers):
-                thread.start()
-            for thread in workers:
-                wait_for(thread)  # they end once the feed has ended: source read, Ctrl-C or an error
-            self.results.put(None)
-            wait_for(writer)
-            wait_for(reader, timeout=1.0)  # a stream blocked in a read closes itself after its read timeout
+        start, cpu = time.perf_counter(), time.process_time()
+        try:
+            with self.backend.threads_set():
+                for thread in (*readers, *writers, *workers):
+                    thread.start()
+                for thread in workers:
+                    wait_for(thread)  # they end once every lane has ended: sources read, Ctrl-C or an error
+                for output in self.outputs:
+                    output.results.put(None)
+                for thread in writers:
+                    wait_for(thread)
+        finally:
+            bar.close()
+            for output, stack in zip(self.outputs, stacks):
+                if stack is not None:
+                    self._close_outputs(output, stack)
+        for thread in readers:
+            wait_for(thread, timeout=1.0)  # a stream blocked in a read gives up after its read timeout
         if self.errors:
             raise self.errors[0]
-        busy = {
-            "decode": self.source.busy,
-            "inference": sum(b.busy - b.waited for b in self.batches),
-            "drawing": self.drawing + sum(b.drawing for b in self.batches),
-            "encoding": self.encoding,
-        }
+        seconds, total = time.perf_counter() - start, time.process_time() - cpu
+        return [self._summary(lane, seconds, total) for lane in range(len(self.outputs))]
+
+    def _close_outputs(self, output: _Output, stack: contextlib.ExitStack):
+        """Leave a source's sinks: finished (and moved into place) after a run that went well, else as each sink
+        handles an error."""
+        error = self.errors[0] if self.errors else output.error
+        for sink in output.sinks:
+            sink.complete = error is None and not self.interrupts  # read to its end: the rest of the audio goes in
+        try:
+            stack.__exit__(type(error) if error else None, error, None)
+        except VideoError as e:
+            output.error = output.error or e
+
+    def _summary(self, lane: int, seconds: float, total: float) -> VideoSummary | VideoError:
+        """One source's summary, or the error that ended it."""
+        output = self.outputs[lane]
+        if output.error is not None:
+            return output.error
+        source, share = output.source, output.written / max(sum(o.written for o in self.outputs), 1)
+        cpu = {"decode": source.busy, **{k: v * share for k, v in self.cpu.items()}, "encoding": output.encoding}
+        info, interrupted = source.info, self.interrupts > 0
+        broken = info.frames and not source.live and not interrupted
+        undecodable = max(info.frames - source.decoded, 0) if broken else 0
         return VideoSummary(
-            self.source.name,
-            self.sinks[0].path,
-            self.written,
-            self.detections,
-            time.perf_counter() - start,
-            busy,
-            self.source.frames,
-            self.interrupts > 0,
-            self.source.live,
-            self.feed.dropped,
-            self.latency,
+            source.name,
+            output.sinks[0].path,
+            output.written,
+            output.detections,
+            seconds,
+            {**cpu, "total": total * share},
+            info.frames,
+            undecodable or source.undecodable,
+            interrupted,
+            source.live,
+            self.feed.lanes[lane].dropped,
+            source.gaps,
+            source.lost,
+            output.latency,
         )

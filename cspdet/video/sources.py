@@ -1,13 +1,17 @@
 """Video sources: files, folders, webcams and stream URLs, decoded into frames that carry their presentation time.
 
-Files and stream URLs are decoded by FFmpeg through PyAV (threaded decoding); webcams, which FFmpeg names differently
-on each platform, are read by index through OpenCV. Every frame carries its timestamp: the source's own for files and
-streams (so a variable frame rate survives), the capture clock for webcams.
+Files and stream URLs are decoded by FFmpeg through PyAV; webcams, which FFmpeg names differently on each platform, are
+read by index through OpenCV. Every frame carries its timestamp: the source's own for files and streams (so a variable
+frame rate survives), the capture clock for webcams. A live source that is lost (a stream that drops its client or
+stops sending, a webcam unplugged) is reopened with backoff, and its frames go on in one timeline in which the real
+time without frames stays a gap; a file that breaks off (truncated, corrupt) ends where it breaks.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,17 +22,60 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+from av.video.reformatter import VideoReformatter
 from ultralytics.data.utils import VID_FORMATS
+from ultralytics.utils import LOGGER
 
 from cspdet.errors import CspdetError
 
-OPEN_TIMEOUT_S, READ_TIMEOUT_S = 10.0, 10.0  # a stream that sends nothing for this long has ended
+OPEN_TIMEOUT_S, READ_TIMEOUT_S = 10.0, 10.0  # a stream that sends nothing for this long is lost
 CLOCK_TIME_BASE = Fraction(1, 1000)  # milliseconds: webcam frames (the capture clock), streams without a time base
 LOCAL_SCHEMES = ("file",)  # URL schemes read as files: not live unless asked
+THREADED_PIXELS = 1280 * 720  # larger frames are decoded (and encoded) in FFmpeg's threads; smaller ones in one:
+# threads add no speed on a busy CPU there, a frame of latency each, and CPU that the stage clocks do not see
+FIRST_RETRY_S, RETRY_CAP_S = 0.5, 8.0  # reopening a lost source: the first wait, doubled after each try up to the cap
+_CONVERTER = threading.local()  # one FFmpeg colour converter per thread, kept from frame to frame
 
 
 class VideoError(CspdetError):
     """A source or output that cannot be used; the message names it and says why."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video is, for the outputs that follow it: frame size, nominal rate, time base and announced length.
+
+    Args:
+        width (int): Frame width in pixels.
+        height (int): Frame height in pixels.
+        fps (Fraction): Nominal frames per second (the average for a variable frame rate).
+        time_base (Fraction): Unit of the frames' ``pts``.
+        frames (int): Frames the container announces (or its duration implies), 0 when unknown (streams, webcams).
+    """
+
+    width: int
+    height: int
+    fps: Fraction
+    time_base: Fraction
+    frames: int = 0
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height)."""
+        return self.width, self.height
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Time without frames in a live source's timeline: from the last frame before a loss to the first one after.
+
+    Args:
+        start (float): Time of the last frame before the loss, in seconds.
+        length (float): Seconds from that frame to the next one: the real time the source was away.
+    """
+
+    start: float
+    length: float
 
 
 @dataclass(eq=False)
@@ -37,11 +84,13 @@ class Frame:
 
     Args:
         index (int): Decoded frame number in the source, from 0 (live sources skip the dropped ones' numbers).
-        pts (int): Presentation timestamp, in the source's ``time_base``.
+        pts (int): Presentation timestamp, in the source's ``info.time_base``.
         time (float): Presentation time in seconds.
         captured (float): ``time.monotonic()`` when it left the decoder or camera: the start of its latency.
         picture (av.VideoFrame | np.ndarray): The decoded picture, converted to BGR on first use of ``image``.
-        seq (int): Order in which inference took it (set by the engine).
+        gap (Gap, optional): The gap that this frame ends (the first frame after a reconnection).
+        lane (int): Which of a run's sources it comes from (set by the engine).
+        seq (int): Order in which inference took it among its source's frames (set by the engine).
     """
 
     index: int
@@ -49,40 +98,134 @@ class Frame:
     time: float
     captured: float
     picture: av.VideoFrame | np.ndarray = field(repr=False)
+    gap: Gap | None = None
+    lane: int = 0
     seq: int = -1
 
     @cached_property
     def image(self) -> np.ndarray:
-        """The picture as a BGR array (H, W, 3), as ultralytics' loaders give it."""
+        """The picture as a BGR array (H, W, 3), converted by FFmpeg as OpenCV's capture converts it."""
         picture = self.picture
-        return picture if isinstance(picture, np.ndarray) else picture.to_ndarray(format="bgr24")
+        if isinstance(picture, np.ndarray):
+            return picture
+        if (converter := getattr(_CONVERTER, "converter", None)) is None:
+            converter = _CONVERTER.converter = VideoReformatter()  # one per frame would set FFmpeg's scaler up anew
+        return converter.reformat(picture, format="bgr24").to_ndarray()
 
 
 class Source:
-    """An opened source whose first frame decoded: its geometry, timing and announced length.
+    """An opened source whose first frame decoded; ``read`` yields its frames, reopening a live source when lost.
+
+    Subclasses open the source (``_connect``), yield one connection's frames (``_frames``, stamped by ``_stamp``) and
+    close it (``_release``); ``info`` and ``_first`` (the connection made on construction) are theirs to set.
 
     Args:
         name (str): The source as given (path, webcam index or URL).
         live (bool): Whether frames that arrive while inference is busy are dropped (keeping the latest).
-        size (tuple[int, int]): Frame (width, height).
-        rate (Fraction): Nominal frames per second (the average for a variable frame rate).
-        time_base (Fraction): Unit of the frames' ``pts``.
-        frames (int): Frames the container announces, 0 when unknown (streams, webcams).
-        audio (av.audio.stream.AudioStream, optional): The audio stream, which outputs copy.
+        reconnect (float): Seconds to keep trying to reopen the source once it is lost (``math.inf``: forever; 0: never,
+            the source then ends at its first loss).
     """
 
-    def __init__(self, name, live, size, rate, time_base, frames=0, audio=None):
-        """Record what the opened source is; ``busy`` counts the seconds spent decoding."""
-        self.name, self.live, self.size, self.rate, self.time_base = name, live, size, rate, time_base
-        self.frames, self.audio, self.busy = frames, audio, 0.0
+    info: VideoInfo
+    audio = None  # the audio stream that outputs copy (FFmpeg sources)
+    from_zero = False  # whether the timeline starts at 0 (live streams, whose own clocks start anywhere)
+
+    def __init__(self, name: str, live: bool, reconnect: float = 0.0):
+        """Nothing read yet; ``busy`` counts the CPU seconds spent reading and decoding, ``decoded`` the frames read,
+        ``undecodable`` the packets the decoder refused; ``why`` says why the last connection ended, if it failed."""
+        self.name, self.live, self.reconnect = name, live, reconnect
+        self.busy, self.undecodable, self.gaps, self.lost, self.why = 0.0, 0, [], None, ""
+        self.decoded, self.stopping, self._first, self._last, self._offset = 0, threading.Event(), None, None, 0
+
+    def stop(self):
+        """End ``read`` after the frame it is at; a wait to reopen the source ends at once."""
+        self.stopping.set()
 
     def read(self, on_audio: Callable | None = None) -> Iterator[Frame]:
-        """Yield the frames until the source ends, passing each audio packet to ``on_audio``."""
+        """Yield the frames until the source ends, stays lost or is stopped, passing audio packets to ``on_audio``.
+
+        The frames of a reopened source continue the timeline: the first comes as long after the last frame before the
+        loss as it did in real time (``gaps``, and that frame's ``gap``); the ones after it keep their own spacing.
+        """
+        connection, self._first = self._first, None
+        try:
+            while connection is not None and not self.stopping.is_set():
+                yield from self._frames(connection, on_audio)
+                self._release(connection)
+                connection = None
+                if self.reconnect > 0 and not self.stopping.is_set():
+                    connection = self._reopen()
+        finally:
+            if connection is not None:
+                self._release(connection)
+
+    def _stamp(self, frame: Frame, first: bool) -> Frame:
+        """Number ``frame`` and put it on the source's timeline (a live stream's starts at 0 with its first frame);
+        ``first`` of a connection after a loss: after the last frame by the real time between their captures."""
+        if self._last is None and self.from_zero:
+            self._offset = -frame.pts
+        elif first and self._last is not None:
+            last = self._last
+            self._offset = last.pts + max(1, round((frame.captured - last.captured) / self.info.time_base)) - frame.pts
+            frame.gap = Gap(last.time, float((frame.pts + self._offset - last.pts) * self.info.time_base))
+            self.gaps.append(frame.gap)
+        frame.index, frame.pts = self.decoded, frame.pts + self._offset
+        frame.time = float(frame.pts * self.info.time_base)
+        self.decoded, self._last = self.decoded + 1, frame
+        return frame
+
+    def _reopen(self):
+        """A new connection after a loss, trying with backoff for ``reconnect`` seconds; None when it stays lost."""
+        lost, wait = time.monotonic(), FIRST_RETRY_S
+        at = f" at {self._last.time:.2f} s" if self._last else ""
+        LOGGER.warning(f"{self.name}: lost{at}{self.why}, reopening")
+        self.why = ""
+        while not self.stopping.wait(wait):
+            try:
+                connection = self._connect()
+            except VideoError as e:
+                waited = time.monotonic() - lost
+                if waited + wait > self.reconnect:
+                    self.lost = self._last.time if self._last else 0.0
+                    LOGGER.warning(f"{self.name}: still lost after {waited:.0f} s, giving up ({e})")
+                    return None
+                wait = min(2 * wait, RETRY_CAP_S)
+                continue
+            LOGGER.info(f"{self.name}: back after {time.monotonic() - lost:.1f} s")
+            return connection
+        return None
+
+    def _connect(self):
+        """Open the source again and decode its first frame, or raise VideoError."""
+        raise NotImplementedError
+
+    def _frames(self, connection, on_audio: Callable | None) -> Iterator[Frame]:
+        """One connection's frames, stamped, until it ends or fails."""
+        raise NotImplementedError
+
+    def _release(self, connection):
+        """Close one connection."""
         raise NotImplementedError
 
     def close(self):
-        """Release the file, stream or camera (again: no effect). Audio packets must not be used after this."""
-        raise NotImplementedError
+        """Release the source if ``read`` never ran (``read`` releases what it opens)."""
+        self.stop()
+        if self._first is not None:
+            self._release(self._first)
+            self._first = None
+
+
+@dataclass(eq=False)
+class _Connection:
+    """One opening of an FFmpeg source: its container, streams, first frame, the decoder after it, audio before it."""
+
+    container: av.container.InputContainer
+    stream: av.video.stream.VideoStream
+    audio: av.audio.stream.AudioStream | None
+    first: Frame
+    rest: Iterator[Frame]
+    early_audio: list
+    on_audio: Callable | None = None  # where the decoder sends audio packets, once the first frame is placed
 
 
 class FFmpegSource(Source):
@@ -91,81 +234,115 @@ class FFmpegSource(Source):
     Args:
         name (str): A path or URL.
         live (bool): See Source. A live file is read at its own pace, as if it came from a camera.
+        reconnect (float): See Source; only stream URLs are reopened (a file that ends has ended).
     """
 
-    def __init__(self, name: str, live: bool):
+    def __init__(self, name: str, live: bool, reconnect: float = 0.0):
         """Open the container, pick its first video (and audio) stream and decode the first frame, or raise."""
         url = "://" in name and name.split("://")[0] not in LOCAL_SCHEMES
+        super().__init__(name, live, reconnect if url else 0.0)
+        self.url, self.pace, self.from_zero = url, live and not url, url and live
+        self._first = connection = self._connect()
+        stream = connection.stream
+        rate = stream.average_rate or stream.guessed_rate or Fraction(30)
+        frames = stream.frames or _frames_in_duration(connection.container, stream, rate)
+        self.info = VideoInfo(stream.width, stream.height, rate, stream.time_base or CLOCK_TIME_BASE, frames)
+        self.audio = connection.audio
+
+    def _connect(self) -> _Connection:
+        """Open the container and decode its first frame, or raise VideoError saying why."""
+        name = self.name
         try:
-            self.container = av.open(name, timeout=(OPEN_TIMEOUT_S, READ_TIMEOUT_S) if url else None)
+            container = av.open(name, timeout=(OPEN_TIMEOUT_S, READ_TIMEOUT_S) if self.url else None)
         except av.FFmpegError as e:
             raise VideoError(f"{name}: FFmpeg cannot open it as a video ({reason(e)})") from None
         try:
-            if not self.container.streams.video:
+            if not container.streams.video:
                 raise VideoError(f"{name}: no video stream")
-            stream = self.container.streams.video[0]
+            stream = container.streams.video[0]
             if stream.codec_context is None:
                 raise VideoError(f"{name}: FFmpeg has no decoder for its video codec")
-            stream.thread_type = "AUTO"  # FFmpeg's frame and slice threads
-            audio = self.container.streams.audio[0] if self.container.streams.audio else None
-            rate = stream.average_rate or stream.guessed_rate or Fraction(30)
-            time_base = stream.time_base or CLOCK_TIME_BASE
-            super().__init__(name, live, (stream.width, stream.height), rate, time_base, stream.frames, audio)
-            self.pace, self.corrupt, self.early_audio, self.on_audio = live and not url, 0, [], None
-            self._decoded = self._decode(stream)
-            self.first = next(self._decoded, None)
-            if self.first is None:
+            if stream.width * stream.height > THREADED_PIXELS:
+                stream.thread_type = "AUTO"  # FFmpeg's frame and slice threads
+            else:
+                stream.codec_context.thread_count = 1
+            audio = container.streams.audio[0] if container.streams.audio else None
+            corrupt = self.undecodable
+            connection = _Connection(container, stream, audio, None, None, [])
+            connection.rest = self._decode(connection)
+            connection.first = next(connection.rest, None)
+            if connection.first is None:
                 raise VideoError(
-                    f"{name}: none of its {self.frames} frames could be decoded ({self.corrupt} corrupt packets)"
-                    if self.frames
+                    f"{name}: none of its {stream.frames} frames could be decoded ({self.undecodable - corrupt} "
+                    "corrupt packets)"
+                    if stream.frames
                     else f"{name}: the video has no frames"
                 )
         except BaseException:
-            self.container.close()
+            container.close()
             raise
+        return connection
 
-    def close(self):
-        """Close the container."""
-        self.container.close()
+    def _release(self, connection: _Connection):
+        """Close the connection's container."""
+        connection.container.close()
 
-    def _decode(self, stream) -> Iterator[Frame]:
-        """Demux and decode: yield video frames, keep audio packets for ``read``, skip packets that fail to decode."""
-        streams = [stream, self.audio] if self.audio else [stream]
-        index, rate, time_base = 0, self.rate, self.time_base
-        for packet in self.container.demux(streams):
+    def _decode(self, connection: _Connection) -> Iterator[Frame]:
+        """Demux and decode one connection: yield its video frames (pts in the first connection's time base), hand
+        audio packets on (keeping those before the first frame), count and skip packets that fail to decode, and end
+        where demuxing fails (a file cut short, a stream lost)."""
+        stream, audio = connection.stream, connection.audio
+        rate = stream.average_rate or stream.guessed_rate or Fraction(30)
+        own = stream.time_base or CLOCK_TIME_BASE
+        target = getattr(self, "info", None)
+        scale = own / target.time_base if target else Fraction(1)  # a reopened stream may count time differently
+        packets = connection.container.demux([stream, audio] if audio else [stream])
+        index, start = 0, time.thread_time()
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                return
+            except av.FFmpegError as e:
+                self.busy += time.thread_time() - start
+                if self.url:
+                    self.why = f" ({reason(e)})"  # said when the stream is reopened
+                else:
+                    LOGGER.warning(f"{self.name}: decoding stops after {index} frames ({reason(e)})")
+                return
             if packet.stream.type == "audio":
                 if packet.dts is not None:  # the demuxer's final empty packet has none
-                    self._audio(packet)
+                    (connection.on_audio or connection.early_audio.append)(packet)
                 continue
-            start = time.perf_counter()
             try:
                 pictures = packet.decode()
             except av.FFmpegError:
-                self.corrupt += 1
+                self.undecodable += 1
                 continue
             for picture in pictures:
-                pts = picture.pts if picture.pts is not None else round(index / rate / time_base)
-                frame = Frame(index, pts, float(pts * time_base), time.monotonic(), picture)
+                pts = picture.pts if picture.pts is not None else round(index / rate / own)
+                frame = Frame(index, round(pts * scale), 0.0, time.monotonic(), picture)
                 if not self.live:
-                    frame.image  # noqa: B018  (convert here, in the decoder thread; live frames convert if kept)
-                self.busy += time.perf_counter() - start
+                    frame.image  # noqa: B018  (convert here, in the reader thread; live frames convert if kept)
+                self.busy += time.thread_time() - start
                 yield frame
-                index, start = index + 1, time.perf_counter()
+                index, start = index + 1, time.thread_time()
 
-    def _audio(self, packet):
-        """Hand an audio packet on, or keep it until ``read`` says where (packets before the first frame)."""
-        (self.on_audio or self.early_audio.append)(packet)
-
-    def read(self, on_audio=None):
-        """Yield the frames (the first one, decoded on opening, first), paced at their timestamps for a live file."""
-        self.on_audio = on_audio
-        for packet in self.early_audio if on_audio else []:
-            on_audio(packet)
-        start, first = time.monotonic(), self.first.time
-        for frame in itertools.chain([self.first], self._decoded):
+    def _frames(self, connection: _Connection, on_audio=None) -> Iterator[Frame]:
+        """The connection's frames (the one decoded on opening first), paced at their timestamps for a live file; its
+        audio packets moved along the timeline as its frames are."""
+        start, origin = time.monotonic(), connection.first.pts
+        for i, frame in enumerate(itertools.chain([connection.first], connection.rest)):
             if self.pace:
-                time.sleep(max(0.0, start + frame.time - first - time.monotonic()))
+                time.sleep(max(0.0, start + float((frame.pts - origin) * self.info.time_base) - time.monotonic()))
                 frame.captured = time.monotonic()
+            raw = frame.pts
+            self._stamp(frame, first=i == 0)
+            if i == 0:  # the connection's place on the timeline is known: its audio goes on to the outputs
+                connection.on_audio = _audio_route(on_audio, float((frame.pts - raw) * self.info.time_base))
+                for packet in connection.early_audio:
+                    connection.on_audio(packet)
+                connection.early_audio.clear()
             yield frame
 
 
@@ -175,36 +352,69 @@ class CameraSource(Source):
     Args:
         index (int): The camera index (0 is the first camera).
         live (bool): See Source.
+        reconnect (float): See Source: a camera that stops delivering frames is opened again.
     """
 
-    def __init__(self, index: int, live: bool):
+    def __init__(self, index: int, live: bool, reconnect: float = 0.0):
         """Open the camera and read its first frame, or raise."""
-        self.capture = cv2.VideoCapture(index)
-        ok, image = self.capture.read() if self.capture.isOpened() else (False, None)
-        if not ok:
-            self.capture.release()
-            raise VideoError(f"{index}: cannot open this camera")
-        self.start = time.monotonic()
-        fps = self.capture.get(cv2.CAP_PROP_FPS)
+        super().__init__(str(index), live, reconnect)
+        self.index, self.start = index, time.monotonic()
+        self._first = capture, image = self._connect()
+        fps = capture.get(cv2.CAP_PROP_FPS)
         rate = Fraction(fps).limit_denominator(1001) if 0 < fps < 1000 else Fraction(30)
-        super().__init__(str(index), live, (image.shape[1], image.shape[0]), rate, CLOCK_TIME_BASE)
-        self.first = image
+        self.info = VideoInfo(image.shape[1], image.shape[0], rate, CLOCK_TIME_BASE)
 
-    def read(self, on_audio=None):
-        """Yield frames until the camera stops delivering them."""
-        image, index = self.first, 0
+    def _connect(self) -> tuple[cv2.VideoCapture, np.ndarray]:
+        """Open the camera and read a frame, or raise VideoError."""
+        capture = cv2.VideoCapture(self.index)
+        ok, image = capture.read() if capture.isOpened() else (False, None)
+        if not ok:
+            capture.release()
+            raise VideoError(f"{self.index}: cannot open this camera")
+        return capture, image
+
+    def _frames(self, connection, on_audio=None) -> Iterator[Frame]:
+        """Frames until the camera stops delivering them."""
+        capture, image = connection
+        first = True
         while image is not None:
             captured = time.monotonic()
             pts = round((captured - self.start) / CLOCK_TIME_BASE)
-            yield Frame(index, pts, float(pts * CLOCK_TIME_BASE), captured, image)
-            start = time.perf_counter()
-            ok, image = self.capture.read()
-            self.busy += time.perf_counter() - start
-            image, index = image if ok else None, index + 1
+            yield self._stamp(Frame(0, pts, 0.0, captured, image), first)
+            start = time.thread_time()
+            ok, image = capture.read()
+            self.busy += time.thread_time() - start
+            image, first = image if ok else None, False
 
-    def close(self):
+    def _release(self, connection):
         """Release the camera."""
-        self.capture.release()
+        connection[0].release()
+
+
+def _frames_in_duration(container, stream, rate: Fraction) -> int:
+    """Frames that the duration a container announces implies (Matroska, ...), 0 when it announces none."""
+    if stream.duration and stream.time_base:
+        return round(stream.duration * stream.time_base * rate)
+    if not container.duration:
+        return 0
+    return round((container.duration - (container.start_time or 0)) / av.time_base * rate)  # duration counts from 0
+
+
+def _audio_route(on_audio: Callable | None, shift: float) -> Callable:
+    """Where a connection's audio packets go: to ``on_audio``, moved by ``shift`` seconds (a reopened stream's audio
+    onto the source's timeline), or nowhere."""
+    if on_audio is None:
+        return lambda packet: None
+    if not shift:
+        return on_audio
+
+    def shifted(packet: av.Packet):
+        ticks = round(shift / packet.time_base)
+        packet.pts = None if packet.pts is None else packet.pts + ticks
+        packet.dts = None if packet.dts is None else packet.dts + ticks
+        on_audio(packet)
+
+    return shifted
 
 
 def reason(error: av.FFmpegError) -> str:
@@ -218,25 +428,28 @@ def is_live(source: str | int) -> bool:
     return text.isdigit() or ("://" in text and text.split("://")[0] not in LOCAL_SCHEMES)
 
 
-def open_source(source: str | int | Path, live: bool | None = None) -> Source:
+def open_source(source: str | int | Path, live: bool | None = None, reconnect: float | None = None) -> Source:
     """Open a video file, webcam index or stream URL and decode its first frame, or raise a VideoError saying why.
 
     Args:
         source (str | int | Path): A video file, a webcam index or a stream URL.
         live (bool, optional): Drop the frames that arrive while inference is busy; default: webcams and streams.
+        reconnect (float, optional): Seconds to keep trying to reopen a stream or webcam once it is lost (``math.inf``:
+            forever, 0: never); default: forever for live ones, never otherwise.
 
     Examples:
         >>> source = open_source("video.mp4")
-        >>> source.size, source.rate, source.frames
+        >>> source.info.size, source.info.fps, source.info.frames
         ((640, 360), Fraction(179, 6), 1189)
     """
     text = str(source)
     live = is_live(text) if live is None else live
+    reconnect = (math.inf if live else 0.0) if reconnect is None else reconnect
     if text.isdigit():
-        return CameraSource(int(text), live)
+        return CameraSource(int(text), live, reconnect)
     if "://" not in text and not Path(text).is_file():
         raise VideoError(f"{text}: no such file")
-    return FFmpegSource(text, live)
+    return FFmpegSource(text, live, reconnect)
 
 
 def find_sources(source: str | int | Path) -> list[str]:

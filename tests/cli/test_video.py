@@ -1,9 +1,11 @@
-"""`cspdet video` as a user runs it: outputs, folders, failures before any work, truncated files, Ctrl-C twice."""
+"""`cspdet video` as a user runs it: outputs, folders, failures before any work, truncated files, Ctrl-C twice, and live
+loopback cameras that drop their clients, die, or whose recording is killed."""
 
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -12,8 +14,10 @@ from pathlib import Path
 
 import av
 import cv2
+import numpy as np
 import pytest
 from helpers import OFFLINE_ENV, cspdet
+from helpers.video import LoopbackCamera, detecting_model, write_clip
 
 from cspdet.data.shapes import video_frames, write_video
 
@@ -37,9 +41,7 @@ def clip(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def model(tmp_path_factory, clip) -> Path:
     """An untrained csp_wrc-n calibrated on ``clip`` so that it detects a few boxes per frame."""
-    from cspdet.research.video_bench import demo_model
-
-    return demo_model(tmp_path_factory.mktemp("model") / "demo.pt", clip, imgsz=IMGSZ)
+    return detecting_model(tmp_path_factory.mktemp("model") / "demo.pt", clip, imgsz=IMGSZ)
 
 
 @pytest.mark.compat("video")
@@ -54,7 +56,7 @@ def test_annotates_a_video(tmp_path, model, clip):
     assert sorted(p.name for p in out.iterdir()) == ["a.jsonl", "a.mp4"]
     summary = next(line for line in (result.stdout + result.stderr).splitlines() if " frames/s in " in line)
     assert "60 frames" in summary and "frames/s" in summary and "dropped" not in summary
-    assert all(stage in summary for stage in ("decode", "inference", "drawing", "encoding"))
+    assert all(f"{stage} " in summary for stage in ("decode", "prepost", "runtime", "drawing", "encoding", "pipeline"))
 
 
 def test_folder_source_writes_each_video_and_reports_the_bad_one(tmp_path, model, clip):
@@ -103,10 +105,33 @@ def test_truncated_video_keeps_the_decoded_frames(tmp_path, model):
     source.write_bytes(data[: len(data) * 6 // 10])  # as a copy or download cut short
     decodable = len(info(source)[1])
     assert 0 < decodable < 60
-    out = tmp_path / "out.mp4"
-    result = cspdet("video", "--model", str(model), "--source", str(source), "--out", str(out), "--imgsz", str(IMGSZ))
+    out, summary = tmp_path / "out.mp4", tmp_path / "summary.json"
+    args = ["--source", str(source), "--out", str(out), "--summary", str(summary), "--imgsz", str(IMGSZ)]
+    result = cspdet("video", "--model", str(model), *args)
     assert f"decoded {decodable} of the 60 frames" in result.stdout + result.stderr
-    assert info(out)[1] == info(source)[1]
+    assert f"{60 - decodable} could not be decoded" in result.stdout + result.stderr
+    assert info(out)[1] == info(source)[1] and "Traceback" not in result.stdout + result.stderr
+    (row,) = json.loads(summary.read_text())
+    assert (row["frames"], row["announced"], row["undecodable"]) == (decodable, 60, 60 - decodable)
+
+
+@pytest.mark.parametrize("damage", ["cut", "garbage"])
+def test_broken_matroska_is_annotated_up_to_where_it_breaks(tmp_path, model, damage):
+    source = write_clip(tmp_path / "clip.mkv", frames=60)
+    data = bytearray(source.read_bytes())
+    if damage == "cut":
+        data = data[: len(data) // 2]
+    else:
+        middle = len(data) // 2
+        data[middle : middle + 2000] = np.random.default_rng(0).integers(0, 256, 2000, np.uint8).tobytes()
+    source.write_bytes(bytes(data))
+    decodable = len(info(source)[1])
+    out, summary = tmp_path / "out.mp4", tmp_path / "summary.json"
+    result = cspdet("video", "--model", str(model), "--source", str(source), "--out", str(out), "--summary",
+                    str(summary), "--imgsz", str(IMGSZ))  # fmt: skip
+    (row,) = json.loads(summary.read_text())
+    assert 0 < row["frames"] == decodable < 60 and row["undecodable"] == 60 - decodable  # from the announced duration
+    assert info(out)[1] == info(source)[1] and "Traceback" not in result.stdout + result.stderr
 
 
 def test_ctrl_c_twice_still_leaves_a_playable_video(tmp_path, model):
@@ -136,3 +161,92 @@ def test_ctrl_c_twice_still_leaves_a_playable_video(tmp_path, model):
     assert times == info(source)[1][: len(times)]
     assert f"{len(times)} frames (interrupted)" in output and "Ctrl-C again" in output
     assert [p.name for p in out.parent.iterdir()] == ["long.mp4"]
+
+
+def _run_on_camera(tmp_path, model, urls, *args) -> tuple[subprocess.CompletedProcess, list]:
+    """`cspdet video` on loopback cameras (outputs in tmp_path/rec/), and its summary rows."""
+    summary = tmp_path / "summary.json"
+    rec = tmp_path / "rec"
+    out = [str(rec / "cam.mp4")] if len(urls) == 1 else [str(rec)]
+    detections = [str(rec / "cam.jsonl")] if len(urls) == 1 else [str(rec)]
+    result = cspdet("video", "--model", str(model), "--source", *urls, "--out", *out, "--detections", *detections,
+                    "--summary", str(summary), "--imgsz", str(IMGSZ), *args, check=False, timeout=300)  # fmt: skip
+    return result, json.loads(summary.read_text())
+
+
+def _rows(path) -> list[dict]:
+    """The JSON lines of a detections file."""
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
+def _recorded(path) -> float:
+    """Seconds of a live source that a detections file being written holds."""
+    lines = Path(path).read_text().splitlines()
+    return json.loads(lines[-2])["t"] if len(lines) > 1 else 0.0  # the last line may be half written
+
+
+def test_a_camera_that_drops_its_client_twice_is_recorded_into_one_file(tmp_path, model):
+    with LoopbackCamera(shares=(30, 30, 30), pause=1.0) as camera:
+        result, (row,) = _run_on_camera(tmp_path, model, [camera.url], "--reconnect", "2")
+    output = result.stdout + result.stderr
+    assert camera.sent == [30, 30, 30] and not camera.errors
+    assert result.returncode == 1 and "lost for good" in output and "Traceback" not in output  # it never came back
+    codec, times, _ = info(tmp_path / "rec" / "cam.mp4")
+    rows = _rows(tmp_path / "rec" / "cam.jsonl")
+    assert codec == "h264" and [row["t"] for row in rows] == pytest.approx([float(t) for t in times], abs=1e-5)
+    assert times == sorted(set(times))  # frames of all three connections, in one timeline
+    gaps = [(i, row["gap"]) for i, row in enumerate(rows) if "gap" in row]
+    assert [gap for _, gap in gaps] == row["gaps"] and len(gaps) == 2
+    for i, gap in gaps:  # the time the camera was away is kept in the timestamps
+        assert gap["length"] >= 1.0 and rows[i - 1]["t"] == pytest.approx(gap["start"])
+        assert float(times[i] - times[i - 1]) == pytest.approx(gap["length"], abs=1e-3)
+    assert row["lost"] == pytest.approx(rows[-1]["t"]) and row["frames"] == len(rows)
+    assert b"moof" in (tmp_path / "rec" / "cam.mp4").read_bytes()  # a live recording is fragmented
+
+
+def test_kill_9_leaves_a_playable_recording_and_its_detections(tmp_path, model):
+    rec = tmp_path / "rec"
+    with LoopbackCamera(shares=(1800,)) as camera:  # a minute of frames, far more than the run gets
+        command = [str(Path(sys.executable).with_name("cspdet")), "video", "--model", str(model), "--source",
+                   camera.url, "--out", str(rec / "cam.mp4"), "--detections", str(rec / "cam.jsonl"), "--imgsz",
+                   str(IMGSZ), "--reconnect", "0"]  # fmt: skip
+        process = subprocess.Popen(command, env={**os.environ, **OFFLINE_ENV}, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)  # fmt: skip
+        deadline = time.monotonic() + 300
+        while not (rec / "cam.jsonl").exists() or _recorded(rec / "cam.jsonl") < 3.0:  # 3 s of the camera recorded
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+    codec, times, size = info(rec / "cam.mp4")  # where it was recorded: it plays
+    rows = _rows(rec / "cam.jsonl")  # whole lines only
+    assert codec == "h264" and size == (320, 240) and len(times) > 0 and rows[-1]["t"] >= 3.0
+    assert [row["t"] for row in rows[: len(times)]] == pytest.approx([float(t) for t in times], abs=1e-5)
+    assert rows[-1]["t"] - float(times[-1]) <= 2.0  # all but the last 2 s of what was annotated
+
+
+def test_two_cameras_at_once_one_of_which_dies(tmp_path, model):
+    with LoopbackCamera(shares=(150,), seed=1) as alive, LoopbackCamera(shares=(30,), seed=2) as dying:
+        result, rows = _run_on_camera(tmp_path, model, [alive.url, dying.url], "--reconnect", "1")
+    assert result.returncode == 1 and "Traceback" not in result.stdout + result.stderr  # both lost, in the end
+    first, second = rows
+    assert (first["out"], second["out"]) == (str(tmp_path / "rec" / "cam.mp4"), str(tmp_path / "rec" / "cam-2.mp4"))
+    assert 0 < second["frames"] <= 30 and first["frames"] > second["frames"]  # one model, batched: both annotated
+    assert first["lost"] > second["lost"] + 2  # the live camera went on long after the other died
+    for row, name in ((first, "cam"), (second, "cam-2")):
+        times = info(tmp_path / "rec" / f"{name}.mp4")[1]
+        assert [r["t"] for r in _rows(tmp_path / "rec" / f"{name}.jsonl")] == pytest.approx(
+            [float(t) for t in times], abs=1e-5
+        )
+        assert len(times) == row["frames"]
+
+
+def test_unreachable_stream_at_start_is_one_line(tmp_path, model):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/cam.ts"  # nothing listens there
+    result = cspdet("video", "--model", str(model), "--source", url, "--out", str(tmp_path / "o.mp4"), check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stdout + result.stderr
+    assert result.stderr.strip().splitlines()[-1] == f"cspdet video: error: {url}: FFmpeg cannot open it as a video " \
+        "(Connection refused)"  # fmt: skip
+    assert not list(tmp_path.iterdir())

@@ -1,9 +1,13 @@
 """Test clips written with PyAV: the moving shapes of cspdet.data.shapes as H.264, with a variable frame rate and an
-audio track on request, streamed to a local URL in real time, and read back (frames, timestamps, streams).
+audio track on request, streamed to a local URL in real time or served by a loopback camera that drops its clients,
+and read back (frames, timestamps, streams).
 """
 
 from __future__ import annotations
 
+import itertools
+import socket
+import threading
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -101,3 +105,118 @@ def audio_packets(path) -> list[float]:
     """Start times (seconds) of the audio packets of ``path``."""
     with av.open(str(path)) as container:
         return [float(p.pts * p.time_base) for p in container.demux(audio=0) if p.pts is not None]
+
+
+class LoopbackCamera:
+    """An HTTP MPEG-TS camera on 127.0.0.1, as IP cameras serve one: each client gets the shapes sequence in real time,
+    stamped with the camera's own clock, and is dropped after its share of frames; after the last share the camera is
+    gone (its port refuses connections). Between clients it stays away ``pause`` seconds (a client that connects then
+    waits). Use it as a context manager; ``sent`` counts the frames each client got.
+
+    Args:
+        shares (tuple[int, ...]): Frames for each client in turn.
+        fps (float): Frames per second.
+        size (tuple[int, int]): Frame (width, height).
+        pause (float): Seconds between dropping a client and serving the next.
+        seed (int): Shapes sequence.
+    """
+
+    def __init__(self, shares=(60,), fps=30.0, size=(320, 240), pause=0.0, seed=0):
+        self.shares, self.fps, self.size, self.pause, self.seed = shares, fps, size, pause, seed
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(60)  # a client that never comes ends the camera
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}/cam.ts"
+        self.sent, self.errors = [], []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.thread.join(timeout=120)
+        self.server.close()
+
+    def _serve(self):
+        images = (image for image, _ in video_frames(sum(self.shares), self.size, self.seed))
+        start = time.monotonic()
+        try:
+            for i, share in enumerate(self.shares):
+                if i:
+                    time.sleep(self.pause)
+                client, _ = self.server.accept()
+                with client:
+                    self.sent.append(self._stream(client, images, share, start))
+        except Exception as e:
+            self.errors.append(e)
+        finally:
+            self.server.close()
+
+    def _stream(self, client, images, frames: int, start: float) -> int:
+        """Answer one client's request and send it ``frames`` frames in real time; the frames it got."""
+        request = b""
+        while b"\r\n\r\n" not in request:
+            request += client.recv(4096) or b"\r\n\r\n"
+        client.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: video/mp2t\r\nConnection: close\r\n\r\n")
+        sent = 0
+        try:
+            with client.makefile("wb") as out, av.open(out, "w", format="mpegts") as container:
+                stream = _video_stream(container, self.size, self.fps)
+                due = time.monotonic()
+                for image in itertools.islice(images, frames):
+                    time.sleep(max(0.0, due - time.monotonic()))
+                    picture = av.VideoFrame.from_ndarray(image, format="bgr24")
+                    picture.pts, picture.time_base = round((time.monotonic() - start) / TIME_BASE), TIME_BASE
+                    container.mux(stream.encode(picture))
+                    out.flush()
+                    sent, due = sent + 1, due + 1 / self.fps
+                container.mux(stream.encode(None))
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client went away first
+        return sent
+
+
+def detecting_model(path, video, imgsz: int = 160, boxes: int = 8) -> Path:
+    """Save an untrained csp_wrc-n that finds a few boxes, different ones in each frame of ``video``.
+
+    Fresh weights shrink every activation towards zero through the depth, so each anchor would score the same. The
+    BatchNorm layers therefore take their statistics from 16 letterboxed frames of ``video`` (at ``imgsz``: they
+    depend on it), and the class logits are shifted so that ``boxes`` anchors of the middle frame score above 0.25.
+    """
+    import torch
+    from ultralytics import YOLO
+    from ultralytics.data.augment import LetterBox
+
+    torch.manual_seed(0)
+    net = YOLO("csp_wrc-n.yaml").model
+    with av.open(str(video)) as container:
+        pictures = [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
+    chosen = pictures[:: max(1, len(pictures) // 16)][:16]
+    batch = np.stack([LetterBox(imgsz, auto=True, stride=32)(image=p)[..., ::-1] for p in chosen])
+    batch = torch.from_numpy(batch.copy()).permute(0, 3, 1, 2).float() / 255
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # the plain mean over the batch
+    heads = [branch[-1] for branch in net.model[-1].cv3]
+    with torch.no_grad():
+        net.train()(batch)
+        for head in heads:
+            head.bias.zero_()
+        best = net.eval()(batch)[0][:, 4:].amax(1).sort(1, descending=True).values[:, boxes - 1]
+        for head in heads:
+            head.bias += torch.logit(torch.tensor(0.25)) - torch.logit(best.median())
+    torch.save({"model": net.half(), "train_args": {}}, path)  # a checkpoint as Model.save writes it
+    return Path(path)
+
+
+def yolo_predict_detections(model, video, imgsz: int, folder) -> list:
+    """The detections of the stock ``yolo predict`` (batch 1) on ``video``, read back from its label files."""
+    from cspdet.video.detections import read_yolo_labels
+    from helpers import yolo
+
+    yolo("predict", f"model={model}", f"source={video}", f"imgsz={imgsz}", "save=False", "save_txt=True",
+         "save_conf=True", "device=cpu", f"project={Path(folder).resolve()}", "name=labels", "exist_ok=True",
+         "verbose=False")  # fmt: skip
+    info = read_video(video)
+    return read_yolo_labels(Path(folder) / "labels" / "labels", Path(video).stem, len(info["times"]), info["size"])

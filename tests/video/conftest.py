@@ -1,4 +1,4 @@
-"""Fixtures for cspdet.video: PyAV-written shapes clips, a demo model calibrated on them, a loaded backend.
+"""Fixtures for cspdet.video: PyAV-written shapes clips, an untrained model calibrated on them, a loaded backend.
 
 The offline environment comes from tests/conftest.py; clip helpers are in tests/helpers/video.py.
 """
@@ -6,7 +6,7 @@ The offline environment comes from tests/conftest.py; clip helpers are in tests/
 from pathlib import Path
 
 import pytest
-from helpers.video import write_clip
+from helpers.video import detecting_model, write_clip
 
 IMGSZ = 160  # the 320x240 clips are letterboxed to 160x128: small and fast
 
@@ -26,9 +26,7 @@ def clip(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def model(tmp_path_factory, clip) -> Path:
     """An untrained csp_wrc-n .pt calibrated on ``clip`` so that it detects a few boxes per frame."""
-    from cspdet.research.video_bench import demo_model
-
-    return demo_model(tmp_path_factory.mktemp("model") / "demo.pt", clip, imgsz=IMGSZ)
+    return detecting_model(tmp_path_factory.mktemp("model") / "demo.pt", clip, imgsz=IMGSZ)
 
 
 @pytest.fixture(scope="session")

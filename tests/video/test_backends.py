@@ -5,10 +5,11 @@ import os
 import shutil
 
 import pytest
+from helpers.video import yolo_predict_detections
 from ultralytics import YOLO
 
-from cspdet.research.video_bench import mismatched_frames, read_detections, yolo_predict_detections
 from cspdet.video import load_backend, predict_video
+from cspdet.video.detections import mismatched_frames, read_detections
 
 FORMATS = ("pt", "onnx", "openvino", "torchscript")
 

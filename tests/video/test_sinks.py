@@ -28,17 +28,16 @@ def test_h264_output_has_the_input_frames_and_timestamps(tmp_path, backend, clip
 def test_drawn_frames_reach_the_encoder_in_their_colours(tmp_path, clip):
     """The sink's BGR to yuv420p conversion (OpenCV's) keeps every colour, up to H.264's loss."""
     source = open_source(clip)
-    sink = VideoSink(tmp_path / "out.mp4", source, draw=lambda image: image)  # "drawn" as decoded
     images = []
-    for frame in itertools.islice(source.read(), 8):
-        images.append(frame.image)
-        sink.write(frame, sink.prepare(frame, frame.image))
-    sink.close()
+    with VideoSink(tmp_path / "out.mp4", source.info, draw=lambda image: image) as sink:  # "drawn" as decoded
+        for frame in itertools.islice(source.read(), 8):
+            images.append(frame.image)
+            sink.write(frame, sink.prepare(frame, frame.image))
     source.close()
-    with av.open(str(sink.commit())) as out:
+    with av.open(str(tmp_path / "out.mp4")) as out:
         for image, written in zip(images, out.decode(video=0), strict=True):
             error = np.abs(written.to_ndarray(format="bgr24").astype(int) - image).max(2)
-            assert np.median(error) <= 2 and np.percentile(error, 99) <= 12  # swapped colours: 30 and more
+            assert np.median(error) <= 3 and np.percentile(error, 99) <= 12  # swapped colours: 30 and more
 
 
 def test_variable_frame_rate_and_audio_round_trip(tmp_path, backend):
@@ -82,4 +81,34 @@ def test_bad_outputs_are_refused_before_any_work(tmp_path, out, codec, message):
     with pytest.raises(VideoError, match=message) as error:
         check_output(tmp_path / out, codec)
     assert str(error.value).startswith(str(tmp_path / out))
+    assert not list(tmp_path.iterdir())
+
+
+def test_crash_safe_file_is_fragmented_and_still_moved_into_place_at_the_end(tmp_path, backend, clip):
+    summary = predict_video(backend, clip, tmp_path / "out.mp4", tmp_path / "d.jsonl", crash_safe=True)
+    data = (tmp_path / "out.mp4").read_bytes()
+    assert data.count(b"moof") >= 2 and read_video(tmp_path / "out.mp4")["times"] == read_video(clip)["times"]
+    assert summary.frames == 60 and sorted(p.name for p in tmp_path.iterdir()) == ["d.jsonl", "out.mp4"]
+
+
+@pytest.mark.parametrize("in_place", [False, True])
+def test_a_sink_left_by_an_error_deletes_a_staged_file_and_keeps_a_recording(tmp_path, clip, in_place):
+    source = open_source(clip)
+    with pytest.raises(RuntimeError), VideoSink(tmp_path / "out.mp4", source.info, lambda image: image,
+                                                crash_safe=in_place, in_place=in_place) as sink:  # fmt: skip
+        for frame in itertools.islice(source.read(), 40):
+            sink.write(frame, sink.prepare(frame, frame.image))
+        raise RuntimeError("the run failed")
+    source.close()
+    if in_place:  # what was recorded stays, finished and playable
+        assert read_video(tmp_path / "out.mp4")["times"] == read_video(clip)["times"][:40]
+    else:
+        assert not list(tmp_path.iterdir())
+
+
+def test_a_sink_without_frames_leaves_nothing(tmp_path, clip):
+    source = open_source(clip)
+    with VideoSink(tmp_path / "out.mp4", source.info, lambda image: image, crash_safe=True, in_place=True):
+        assert (tmp_path / "out.mp4").exists()  # written in place from the start
+    source.close()
     assert not list(tmp_path.iterdir())

@@ -1,12 +1,11 @@
 """Sources: frames carry the source's own timestamps; bad files fail on opening with the file named and the reason."""
 
 import re
-from fractions import Fraction
 
 import cv2
 import numpy as np
 import pytest
-from helpers.video import TIME_BASE, frame_times, write_clip
+from helpers.video import TIME_BASE, LoopbackCamera, frame_times, write_clip
 
 from cspdet.data.shapes import video_frames
 from cspdet.video import VideoError, find_sources, is_live, open_source
@@ -15,14 +14,15 @@ from cspdet.video import VideoError, find_sources, is_live, open_source
 def test_variable_frame_rate_timestamps_come_through(tmp_path):
     clip = write_clip(tmp_path / "vfr.mp4", frames=30, vfr=True, audio=True)
     source = open_source(clip)
-    assert (source.size, source.frames, source.live, source.audio.codec_context.name) == ((320, 240), 30, False, "aac")
+    info = source.info
+    assert (info.size, info.frames, source.live, source.audio.codec_context.name) == ((320, 240), 30, False, "aac")
     audio = []
-    frames = list(source.read(on_audio=audio.append))
-    assert len(audio) > 20 and {p.stream.type for p in audio} == {"audio"}
+    frames = list(source.read(on_audio=lambda packet: audio.append(packet.stream.type)))  # while its stream is open
+    assert len(audio) > 20 and set(audio) == {"audio"}
     source.close()
     assert [f.index for f in frames] == list(range(30))
-    assert [f.pts * source.time_base for f in frames] == [t * TIME_BASE for t in frame_times(30, 30, vfr=True)]
-    assert [f.time for f in frames] == [float(f.pts * source.time_base) for f in frames]
+    assert [f.pts * info.time_base for f in frames] == [t * TIME_BASE for t in frame_times(30, 30, vfr=True)]
+    assert [f.time for f in frames] == [float(f.pts * info.time_base) for f in frames]
     assert frames[0].time == 0.5 and frames[3].time - frames[2].time == pytest.approx(3 / 30)
     assert frames[5].image.shape == (240, 320, 3) and frames[5].image.dtype == np.uint8
 
@@ -62,7 +62,7 @@ def _undecodable_mp4(path):
         ("mp4 cut before its index", "FFmpeg cannot open it as a video"),
         ("zero frames", "the video has no frames"),
         ("unknown codec", "FFmpeg has no decoder for its video codec"),
-        ("undecodable frames", "none of its 20 frames could be decoded (19 corrupt packets)"),
+        ("undecodable frames", "none of its 20 frames could be decoded (20 corrupt packets)"),
     ],
 )
 def test_bad_sources_fail_on_opening_with_the_reason(tmp_path, case, message):
@@ -112,4 +112,31 @@ def test_find_sources(tmp_path):
         find_sources(tmp_path / "empty")
     with pytest.raises(VideoError, match="no such file or folder"):
         find_sources(tmp_path / "nope.mp4")
-    assert Fraction(open_source(write_clip(tmp_path / "c.mp4", frames=2, fps=25)).rate) == 25
+    assert open_source(write_clip(tmp_path / "c.mp4", frames=2, fps=25)).info.fps == 25
+
+
+def test_a_lost_stream_is_reopened_into_one_timeline_with_its_gaps():
+    with LoopbackCamera(shares=(20, 20, 20), pause=1.0) as camera:
+        source = open_source(camera.url, reconnect=2)  # give up 2 s after the camera is gone
+        frames = list(source.read())
+    assert camera.sent == [20, 20, 20] and not camera.errors and source.live
+    assert [f.index for f in frames] == list(range(len(frames))) and len(frames) > 45
+    times = [f.time for f in frames]
+    assert times == sorted(set(times)) and all(f.time == float(f.pts * source.info.time_base) for f in frames)
+    after = [i for i, f in enumerate(frames) if f.gap]
+    assert len(after) == 2 and [frames[i].gap for i in after] == source.gaps
+    for i in after:  # away at least the camera's pause each time, and the timeline says so
+        gap = frames[i].gap
+        assert gap.length >= 1.0 and gap.start == frames[i - 1].time
+        assert frames[i].time == pytest.approx(gap.start + gap.length)
+        real = frames[i].captured - frames[i - 1].captured
+        assert frames[i].time - frames[i - 1].time == pytest.approx(real, abs=0.01)
+    assert source.lost == frames[-1].time  # gone for good after the third client
+
+
+def test_a_stream_is_not_reopened_when_asked_not_to():
+    with LoopbackCamera(shares=(20, 20)) as camera:
+        source = open_source(camera.url, reconnect=0)
+        frames = list(source.read())
+        assert len(frames) <= 20 and not source.gaps and source.lost is None
+        open_source(camera.url, reconnect=0).close()  # the camera's second client, so that it ends
