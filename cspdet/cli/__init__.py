@@ -15,9 +15,7 @@ from cspdet import __version__
 from cspdet.errors import CspdetError
 
 COMMANDS = {  # name -> module of cspdet.cli
-    "compat": "compat",
     "eval": "eval",
-    "fuzz": "fuzz",
     "info": "info",
     "plot-wrc": "plot_wrc",
     "shapes": "shapes",

@@ -17,6 +17,8 @@ plots; it goes into a markdown file (default docs/results.md if the current fold
 
 from __future__ import annotations
 
+import shlex
+import sys
 from pathlib import Path
 
 DEFAULT_DOC = Path("docs/results.md")
@@ -43,7 +45,7 @@ def run(args) -> int:
     from ultralytics.utils import TQDM
 
     from cspdet.research import ablation
-    from cspdet.research.benchdoc import update_section
+    from cspdet.research.report import write_section
 
     known = {v.name: v for v in ablation.VARIANTS}
     names = args.variants or [v.name for v in ablation.DEFAULT_VARIANTS]
@@ -70,5 +72,7 @@ def run(args) -> int:
     body = ablation.report(records, variants, args.out, img)
     print(body)
     if doc:
-        update_section(doc, "ablation", "Ablation: weighted shortcuts on YOLO11 and YOLOv8 (shapes)", body)
+        command = shlex.join(["cspdet", *sys.argv[1:]])
+        write_section(doc, "ablation", "Ablation: weighted shortcuts on YOLO11 and YOLOv8 (shapes)",
+                      f"Command: `{command}`\n\n{body}")  # fmt: skip
     return 0

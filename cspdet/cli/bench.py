@@ -1,17 +1,19 @@
-"""Run one of cspdet's benchmarks and write its table, with this command, into a markdown file.
+"""Run one of cspdet's benchmarks and print its tables.
 
-    cspdet bench BENCHMARK [options] [--doc docs/benchmarks.md]
+    cspdet bench BENCHMARK [options]
 
 Timings are interleaved (each round times every candidate once, in a shuffled or rotating order), so that a noisy,
-shared machine slows all candidates alike; tables give medians and ratios. Without --doc, the table goes into
-docs/benchmarks.md when the current folder has one (a cspdet checkout), and is printed in any case.
+shared machine slows all candidates alike; tables give medians and ratios. In a checkout, `python -m tools.bench
+BENCHMARK [options]` runs the same and writes the tables, with the command, commit and date, into
+docs/benchmarks.md. Exit status 1 when a benchmark's checks of its own outputs fail.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import argparse
+import importlib
 
-BENCHMARKS = {  # name -> module of cspdet.cli with a docstring, add_arguments(parser) and run(args, doc)
+BENCHMARKS = {  # name -> module of cspdet.cli with a docstring, add_arguments(parser) and reports(args)
     "model": "bench_model",
     "coco-eval": "bench_coco_eval",
     "coco-ingest": "bench_coco_ingest",
@@ -19,17 +21,30 @@ BENCHMARKS = {  # name -> module of cspdet.cli with a docstring, add_arguments(p
     "ddp": "bench_ddp",
     "video": "bench_video",
 }
-DEFAULT_DOC = Path("docs/benchmarks.md")
+
+
+def add_benchmarks(subparsers, benchmarks: dict[str, str]):
+    """Add a parser per benchmark module (name -> module of cspdet.cli), with its ``reports`` as ``_reports``."""
+    for name, module_name in benchmarks.items():
+        module = importlib.import_module(f"cspdet.cli.{module_name}")
+        doc = module.__doc__.strip()
+        parser = subparsers.add_parser(
+            name, help=doc.split("\n")[0], description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
+        module.add_arguments(parser)
+        parser.set_defaults(_reports=module.reports)
 
 
 def add_arguments(parser):
-    from cspdet.cli import add_commands
+    add_benchmarks(parser.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK"), BENCHMARKS)
 
-    benchmarks = parser.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
-    for bench in add_commands(benchmarks, BENCHMARKS, "_bench"):
-        bench.add_argument("--doc", type=Path, help="markdown file for the table (default: docs/benchmarks.md if any)")
+
+def show(reports: list) -> int:
+    """Print each report; return 1 when one's checks failed."""
+    for report in reports:
+        print(f"## {report.title}\n\n{report.markdown()}\n")
+    return 0 if all(r.ok for r in reports) else 1
 
 
 def run(args) -> int:
-    doc = args.doc or (DEFAULT_DOC if DEFAULT_DOC.is_file() else None)
-    return args._bench(args, doc)
+    return show(args._reports(args))

@@ -24,44 +24,7 @@ def add_arguments(parser):
     parser.add_argument("--no-convert-coco", action="store_true", help="skip ultralytics' convert_coco")
 
 
-def run(args, doc) -> int:
-    import os
-    import statistics
+def reports(args) -> list:
+    from cspdet.research.coco_bench import ingest_report
 
-    from ultralytics.utils import TQDM
-
-    from cspdet.research.benchdoc import markdown_table, update_section
-    from cspdet.research.coco_bench import INGESTERS, measure, train2017_like
-
-    folder = args.dir / f"{args.images}-{args.boxes}"  # convert_coco converts every JSON of the folder
-    json_file = folder / "instances_train2017.json"
-    if not json_file.is_file():
-        train2017_like(json_file, args.images, args.boxes)
-    modes = [m for m in INGESTERS if not (m == "convert_coco" and args.no_convert_coco)]
-    runs = {m: [] for m in modes}
-    for _, mode in TQDM([(r, m) for r in range(args.rounds) for m in modes], desc="ingesting"):
-        runs[mode].append(measure("ingest", mode, str(json_file)))
-    median = {m: {k: statistics.median(x[k] for x in v) for k in ("seconds", "peak_gib")} for m, v in runs.items()}
-    label = {
-        "cold": "cspdet, no cache (parse + labels)",
-        "warm": "cspdet, cache hit (labels)",
-        "convert_coco": "ultralytics convert_coco (to .txt)",
-    }
-    rows = [
-        [label[m], f"{median[m]['seconds']:.1f}", ", ".join(f"{x['seconds']:.1f}" for x in runs[m]),
-         f"{median[m]['peak_gib']:.2f}",
-         f"{median['convert_coco']['seconds'] / median[m]['seconds']:.1f}x" if "convert_coco" in median else "-"]
-        for m in modes
-    ]  # fmt: skip
-    body = (
-        f"Synthetic instances JSON shaped like COCO train2017: {args.images:,} images, {args.boxes:,} annotations "
-        f"({json_file.stat().st_size / 1e6:.0f} MB, polygon segmentations, 1% crowd RLE), {args.rounds} interleaved "
-        f"rounds, each run in a fresh process on {os.cpu_count()} CPUs (shared machine). Peak RSS is the whole "
-        f"process, imports included; {runs['cold'][0]['produced']:,} training boxes (crowd skipped, clipped, no-area "
-        "dropped). Target: under 15 s and 2 GB for the no-cache row.\n\n"
-        + markdown_table(["", "median s", "runs s", "peak RSS GiB", "speed-up vs convert_coco"], rows)
-    )
-    print(body)
-    if doc:
-        update_section(doc, "coco-ingest", "COCO JSON ingestion (train2017-sized)", body)
-    return 0
+    return [ingest_report(args.images, args.boxes, args.rounds, args.dir, convert_coco=not args.no_convert_coco)]

@@ -24,7 +24,7 @@ import yaml
 
 from cspdet.files import atomic_write
 from cspdet.integration.configs import find_model_yaml
-from cspdet.research.benchdoc import markdown_table
+from cspdet.research.report import markdown_table
 
 RECORDS = "runs.jsonl"
 RECIPES = {  # training arguments besides epochs, imgsz and batch

@@ -26,6 +26,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from ultralytics.utils import LOGGER
 
+from cspdet.research.report import Report, Table
+
 # ultralytics' `yolo` command, with cspdet imported first: also where packages sit on PYTHONPATH (no cspdet.pth)
 YOLO_CLI = [sys.executable, "-c", "import sys, cspdet; from ultralytics.cfg import entrypoint; sys.exit(entrypoint())"]
 
@@ -223,3 +225,23 @@ def torchrun_check(root: str | Path, timeout: float = 240) -> list[dict]:
         results.append({"layout": layout, "backend": backend, "seconds": round(time.monotonic() - start, 1)})
         LOGGER.info(f"torchrun check {layout}, {backend}: passed in {results[-1]['seconds']} s")
     return results
+
+
+def gloo_report(cfg: str, imgsz: int, batch: int, steps: int, rounds: int) -> Report:
+    """``gloo_overhead`` as a table: one process, side by side, DDP, the communication overhead, all-reduce alone."""
+    r = gloo_overhead(cfg, imgsz, batch, steps, rounds)
+    ms = {k: r[k] * 1e3 for k in ("alone", "side by side", "ddp", "allreduce")}
+    overhead = ms["ddp"] - ms["side by side"]
+    header = ["model", "parameters", "gradients", "imgsz", "batch per process", "1 process"]
+    header += ["2 processes side by side", "2 processes DDP (gloo)", "communication overhead", "all-reduce alone"]
+    row = [cfg, f"{r['parameters'] / 1e6:.2f} M", f"{r['parameters'] * 4 / 2**20:.1f} MB", imgsz]
+    row += [batch, f"{ms['alone']:.0f} ms", f"{ms['side by side']:.0f} ms", f"{ms['ddp']:.0f} ms"]
+    row += [f"{overhead:.0f} ms ({overhead / ms['side by side']:+.0%})", f"{ms['allreduce']:.1f} ms"]
+    text = (
+        f"Time per training step (forward with the detection loss, backward, SGD step), medians of {rounds} rounds x "
+        f"{steps} steps; {os.cpu_count()} CPU cores shared with other work, torch {torch.__version__}, one thread per "
+        "process, 127.0.0.1. Side by side: both processes train without communicating (their CPU contention); the "
+        "communication overhead is DDP minus side by side. One machine cannot show a multi-node speed-up "
+        "(docs/scale.md)."
+    )
+    return Report("ddp", "Training across processes: gloo overhead on the loopback", text, [Table(header, [row])])

@@ -2,7 +2,7 @@
 
 import json
 
-from conftest import cspdet
+from helpers import cspdet
 
 
 def test_ablate_trains_reports_and_resumes(tmp_path, tiny_dataset):

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import OFFLINE_ENV, cspdet, run
+from helpers import OFFLINE_ENV, cspdet, run
 
 from cspdet.cli import COMMANDS
 from cspdet.cli.bench import BENCHMARKS

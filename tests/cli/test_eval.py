@@ -2,8 +2,8 @@
 
 import json
 
-from conftest import cspdet
-from eval.coco_cases import edge_case, pycocotools_scores
+from helpers import cspdet
+from helpers.coco_cases import edge_case, pycocotools_scores
 
 from cspdet.eval import METRIC_KEYS, save_json
 

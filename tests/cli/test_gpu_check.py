@@ -2,14 +2,12 @@
 
 import pytest
 import torch
-from conftest import cspdet
+from helpers import cspdet
 
 
-def test_cpu_smoke_run_writes_the_table(tmp_path, tiny_dataset):
-    doc = tmp_path / "benchmarks.md"
+def test_cpu_smoke_run_prints_the_table(tiny_dataset):
     args = ["--models", "yolov8_wrc-n.yaml", "yolov8n.yaml", "--data", str(tiny_dataset), "--epochs", "2"]
-    cspdet("gpu-check", *args, "--imgsz", "64", "--batch", "4", "--rounds", "1", "--device", "cpu", "--doc", str(doc))
-    text = doc.read_text()
+    text = cspdet("gpu-check", *args, "--imgsz", "64", "--batch", "4", "--rounds", "1", "--device", "cpu").stdout
     assert "GPU training: throughput and peak memory with AMP" in text and "CPU, torch" in text
     assert "| yolov8_wrc-n.yaml |" in text and "| yolov8n.yaml |" in text
 

@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 import ultralytics
-from conftest import run
+from helpers import run
 
 CSPDET = str(Path(sys.executable).with_name("cspdet"))
 

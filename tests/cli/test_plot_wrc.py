@@ -1,6 +1,6 @@
 """`cspdet plot-wrc`: the α/β plot of a run folder, and a clear error for a run without weighted shortcuts."""
 
-from conftest import cspdet
+from helpers import cspdet
 
 
 def test_plot_from_run_folder_and_missing_csv(tmp_path):

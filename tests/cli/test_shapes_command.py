@@ -2,7 +2,7 @@
 
 import json
 
-from conftest import cspdet
+from helpers import cspdet
 
 
 def test_dataset_and_video(tmp_path):

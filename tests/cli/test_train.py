@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import run
+from helpers import run
 
 PY = sys.executable
 CSPDET = str(Path(PY).with_name("cspdet"))

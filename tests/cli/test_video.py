@@ -13,7 +13,7 @@ from pathlib import Path
 import av
 import cv2
 import pytest
-from conftest import OFFLINE_ENV, cspdet
+from helpers import OFFLINE_ENV, cspdet
 
 from cspdet.data.shapes import video_frames, write_video
 

@@ -7,7 +7,7 @@ import shutil
 import cv2
 import numpy as np
 import pytest
-from coco_files import coco_json, write_coco_dataset, write_image
+from helpers.coco_files import coco_json, write_coco_dataset, write_image
 from PIL import Image
 from ultralytics.cfg import get_cfg
 from ultralytics.data import build_yolo_dataset

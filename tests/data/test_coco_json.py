@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 import pytest
-from coco_files import coco_json
+from helpers.coco_files import coco_json
 
 from cspdet.data.coco import CocoFormatError, cache_path, load_coco
 

@@ -1,8 +1,8 @@
 """The stock `yolo` CLI trains on a COCO-format data YAML with an albumentations pipeline YAML from the command line."""
 
 import yaml
-from coco_files import write_coco_dataset
-from conftest import yolo
+from helpers import yolo
+from helpers.coco_files import write_coco_dataset
 
 from cspdet.data import find_bundled
 

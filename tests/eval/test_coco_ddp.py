@@ -5,8 +5,8 @@ import json
 import sys
 import textwrap
 
-from coco_cases import write_coco_dataset
-from conftest import run
+from helpers import run
+from helpers.coco_cases import write_coco_dataset
 
 
 def test_rank_zero_scores_every_shard(tmp_path):

@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from coco_cases import CASES, edge_case, one_per_class, pycocotools_scores
+from helpers.coco_cases import CASES, edge_case, one_per_class, pycocotools_scores
 
 from cspdet.eval import METRIC_KEYS, CocoFormatError, evaluate, load_annotations, save_json, score_files
 

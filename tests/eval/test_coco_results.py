@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from coco_cases import write_coco_dataset
+from helpers.coco_cases import write_coco_dataset
 
 from cspdet.eval import METRIC_KEYS, CocoFormatError
 from cspdet.eval.results import CocoResults

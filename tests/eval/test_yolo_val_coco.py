@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from coco_cases import pycocotools_scores, write_coco_dataset
-from conftest import yolo
+from helpers import yolo
+from helpers.coco_cases import pycocotools_scores, write_coco_dataset
 
 from cspdet.eval import METRIC_KEYS
 

@@ -4,7 +4,7 @@ import re
 import sys
 
 import pytest
-from conftest import REPO, run
+from helpers import REPO, run
 
 pytestmark = pytest.mark.compat("lifecycle")
 

@@ -5,7 +5,7 @@ import re
 
 import pytest
 import torch
-from conftest import REPO
+from helpers import REPO
 from torch import nn
 from ultralytics.nn.tasks import DetectionModel
 

@@ -3,7 +3,7 @@
 import sys
 import textwrap
 
-from conftest import run
+from helpers import run
 
 
 def test_ddp_worker_builds_model_without_autoload(tiny_dataset, tmp_path):

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import REPO
+from helpers import REPO
 
 from cspdet.integration import distributed
 from cspdet.research.ddp_bench import loopback_nodes

@@ -1,6 +1,6 @@
 """cspdet never breaks its host: other ultralytics releases, a newer one, a changed one, in fresh processes.
 
-Environments are built with uv (cspdet's dev extra) from the package index, as `cspdet compat` builds them.
+Environments are built with uv (cspdet's dev extra) from the package index, as `python -m tools.compat` builds them.
 """
 
 import re
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import ultralytics
-from conftest import REPO, run
+from helpers import REPO, run
 
-from cspdet.research.compat import build_env, find_uv
+from tools.envs import build_env, find_uv
 
 TRAIN = ["epochs=1", "imgsz=64", "batch=4", "workers=0", "device=cpu", "exist_ok=True"]
 YOLO = "import sys; from ultralytics.cfg import entrypoint; sys.exit(entrypoint())"  # the `yolo` console script

@@ -1,4 +1,5 @@
-"""The built wheel, installed into a fresh environment, gives a pip user every command from any folder."""
+"""The built wheel, installed into a fresh environment, gives a pip user every command from any folder; uv installs
+of the checkout, editable or not, give a working environment too."""
 
 import json
 import re
@@ -8,30 +9,35 @@ from importlib.metadata import distributions
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run
-from eval.coco_cases import edge_case
+from helpers import REPO, run
+from helpers.coco_cases import edge_case
 
 from cspdet.cli import COMMANDS
 from cspdet.cli.bench import BENCHMARKS
 
 
-@pytest.fixture(scope="module")
-def wheel_env(tmp_path_factory):
-    """A new uv environment (not inheriting this one's packages) with the wheel built from this checkout installed.
-
-    Its dependencies are pinned to this environment's versions, so that uv takes them from its cache.
-    """
-    folder = tmp_path_factory.mktemp("wheel")
-    run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(folder), str(REPO)])
-    wheel = next(folder.glob("cspdet-*.whl"))
-    pins = sorted({f"{d.metadata['Name']}=={d.version}" for d in distributions() if d.metadata["Name"] != "cspdet"})
-    (folder / "pins.txt").write_text("\n".join(pins) + "\n")
+def uv_env(folder: Path, *install: str) -> Path:
+    """A new uv environment (not inheriting this one's packages) in ``folder`` with ``uv pip install INSTALL``; its
+    dependencies are pinned to this environment's versions, so that uv takes them from its cache. Returns its bin/."""
+    pins = {}  # the first of a name is the one imported (an environment can see its base's site-packages too)
+    for d in distributions():
+        pins.setdefault(d.metadata["Name"].lower(), d.version)
+    pins.pop("cspdet", None)
+    (folder / "pins.txt").write_text("".join(f"{name}=={version}\n" for name, version in sorted(pins.items())))
     uv = shutil.which("uv") or str(Path(sys.executable).with_name("uv"))
     env = folder / "env"
     run([uv, "venv", "-q", "--python", sys.executable, str(env)])
     run([uv, "pip", "install", "-q", "--python", str(env / "bin" / "python"), "-c", str(folder / "pins.txt"),
-         str(wheel)], timeout=900)  # fmt: skip
+         *install], timeout=900)  # fmt: skip
     return env / "bin"
+
+
+@pytest.fixture(scope="module")
+def wheel_env(tmp_path_factory):
+    """A new uv environment with the wheel built from this checkout installed."""
+    folder = tmp_path_factory.mktemp("wheel")
+    run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(folder), str(REPO)])
+    return uv_env(folder, str(next(folder.glob("cspdet-*.whl"))))
 
 
 def test_wheel_holds_the_package_hook_and_yamls_only(wheel_env, tmp_path):
@@ -75,3 +81,22 @@ def test_real_runs_from_outside_the_checkout(wheel_env, tmp_path):
     args = ["--model", "m.pt", "--source", "v.mp4", "--out", "out.mp4", "--detections", "d.jsonl", "--imgsz", "64"]
     run([cspdet, "video", *args], cwd=tmp_path)
     assert len((tmp_path / "d.jsonl").read_text().splitlines()) == 8 and (tmp_path / "out.mp4").stat().st_size
+
+
+@pytest.mark.parametrize("editable", [True, False], ids=["uv pip install -e .", "uv pip install ."])
+def test_uv_installs_of_the_checkout(tmp_path, editable):
+    """uv reads a project's static dependencies; an editable install also needs 'editables' at run time, which only
+    the editable wheel's metadata names. Without extras, every start-up is clean, cspdet loads with ultralytics, and
+    the editable install maps the package alone: no other folder of the checkout becomes importable."""
+    python = str(uv_env(tmp_path, *(["-e", str(REPO)] if editable else [str(REPO)])) / "python")
+    code = "import sys, ultralytics, cspdet; print(cspdet.__file__, 'cspdet' in sys.modules)"
+    out = run([python, "-c", code], cwd=tmp_path)
+    where, loaded = out.stdout.split()
+    assert out.stderr == "" and loaded == "True"
+    assert Path(where) == REPO / "cspdet" / "__init__.py" if editable else "site-packages" in where
+    for folder in ("tools", "tests", "cfg", "datasets", "docs"):
+        missing = run([python, "-c", f"import {folder}"], cwd=tmp_path, check=False)
+        assert missing.returncode == 1 and f"No module named '{folder}'" in missing.stderr
+    code = "from ultralytics import YOLO; print(type(YOLO('csp_wrc-n.yaml').model.model[2]).__name__)"
+    built = run([python, "-c", code], cwd=tmp_path)
+    assert built.stdout.strip().endswith("C3WRC") and "Error processing line" not in built.stderr

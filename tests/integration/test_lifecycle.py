@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import run, yolo
+from helpers import run, yolo
 
 from cspdet.integration.compat import upstream_features
 

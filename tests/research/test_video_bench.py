@@ -1,23 +1,21 @@
-"""`cspdet bench video` run small: every command timed, the detections compared, its section written into the doc."""
+"""`cspdet bench video` run small: every command timed, the detections compared, its table printed."""
 
 import re
 
 import numpy as np
 import torch
-from conftest import cspdet
+from helpers import cspdet
 from ultralytics import YOLO
 
 from cspdet.data.shapes import write_video
 from cspdet.research.video_bench import cut_clip, inference_cost, mismatched_frames, same_detections, timestamps
 
 
-def test_benchmark_writes_its_table(tmp_path):
+def test_benchmark_prints_its_table(tmp_path):
     clip = write_video(tmp_path / "clip.mp4", frames=30, size=(320, 240), fps=30, seed=0)
-    doc = tmp_path / "benchmarks.md"
     args = ["--video", str(clip), "--frames", "20", "--imgsz", "96", "--formats", "pt", "onnx", "--rounds", "1"]
-    cspdet("bench", "video", *args, "--dir", str(tmp_path / "work"), "--doc", str(doc))
-    text = doc.read_text()
-    assert f"Command: `cspdet bench video --video {clip}" in text
+    text = cspdet("bench", "video", *args, "--dir", str(tmp_path / "work")).stdout
+    assert "## Video inference: cspdet video vs yolo predict" in text
     assert "20 frames of 320x240 (h264, yuv420p)" in text and "timestamps in 2/2 runs checked" in text
     numbers = r"([\d.]+) \| ([\d.]+) \| ([\d.]+)x \| ([\d.]+)x \|.*\| 20/20 \|"  # frames/s, speed-ups, equal frames
     for name in ("best.pt", "best.onnx"):

@@ -1,13 +1,12 @@
 """Fixtures for cspdet.video: PyAV-written shapes clips, a demo model calibrated on them, a loaded backend.
 
-The offline environment comes from tests/conftest.py; clip helpers are in tests/video/clips.py.
+The offline environment comes from tests/conftest.py; clip helpers are in tests/helpers/video.py.
 """
 
 from pathlib import Path
 
 import pytest
-
-from video.clips import write_clip
+from helpers.video import write_clip
 
 IMGSZ = 160  # the 320x240 clips are letterboxed to 160x128: small and fast
 

@@ -7,12 +7,12 @@ import threading
 
 import pytest
 import torch
+from helpers.video import read_video, stream_clip, write_clip
 from ultralytics import YOLO
 
 from cspdet.research.video_bench import mismatched_frames, read_detections
 from cspdet.video import VideoError, load_backend, predict_video
 from cspdet.video.sources import open_source
-from video.clips import read_video, stream_clip, write_clip
 
 
 @pytest.mark.compat("video")

@@ -6,10 +6,10 @@ import json
 import av
 import numpy as np
 import pytest
+from helpers.video import audio_packets, read_video, write_clip
 
 from cspdet.video import VideoError, check_output, open_source, predict_video
 from cspdet.video.sinks import VideoSink
-from video.clips import audio_packets, read_video, write_clip
 
 
 def test_h264_output_has_the_input_frames_and_timestamps(tmp_path, backend, clip):

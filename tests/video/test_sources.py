@@ -6,10 +6,10 @@ from fractions import Fraction
 import cv2
 import numpy as np
 import pytest
+from helpers.video import TIME_BASE, frame_times, write_clip
 
 from cspdet.data.shapes import video_frames
 from cspdet.video import VideoError, find_sources, is_live, open_source
-from video.clips import TIME_BASE, frame_times, write_clip
 
 
 def test_variable_frame_rate_timestamps_come_through(tmp_path):

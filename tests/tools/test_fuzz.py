@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from cspdet.research.fuzz import KINDS, Mutant, check_training, fuzz_tables, mutants, run_fuzz, seed_dataset
+from tools.fuzz.harness import KINDS, Mutant, check_training, fuzz_tables, mutants, run_fuzz, seed_dataset
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,10 @@
 import json
 import sys
 
-from conftest import run
+from helpers import REPO, run
 
-from cspdet.research.compat import REPORT_ENV, write_doc
+from tools.compat import write_doc
+from tools.compat.plugin import REPORT_ENV
 
 TESTS = """
 import pytest
@@ -31,8 +32,9 @@ def test_not_in_the_selection():
 def test_plugin_records_each_compat_test(tmp_path):
     (tmp_path / "test_sample.py").write_text(TESTS)
     report = tmp_path / "report.json"
-    args = [sys.executable, "-m", "pytest", "-p", "cspdet.research.compat", "-p", "no:cacheprovider", "-q"]
-    result = run([*args, "test_sample.py"], cwd=tmp_path, env={REPORT_ENV: str(report)}, check=False)
+    args = [sys.executable, "-m", "pytest", "-p", "tools.compat.plugin", "-p", "no:cacheprovider", "-q"]
+    env = {REPORT_ENV: str(report), "PYTHONPATH": str(REPO)}  # the plugin of this checkout, from another folder
+    result = run([*args, "test_sample.py"], cwd=tmp_path, env=env, check=False)
     assert result.returncode == 1  # test_b
     found = json.loads(report.read_text())
     assert {name.split("::")[1]: (t["check"], t["outcome"]) for name, t in found["tests"].items()} == {
@@ -56,10 +58,10 @@ def test_doc_sections(tmp_path):
     }  # fmt: skip
     newer = {**release, "features": {"weights-only loading": True}, "failed": ["tests/x.py::test_y"]}
     newer["checks"] = {**release["checks"], "safe loading": {"outcome": "failed", "seconds": 4.0}}
-    write_doc(doc, {"8.4.67": newer, "8.3.0": release}, "cspdet compat 8.3.0 8.4.67")
+    write_doc(doc, {"8.4.67": newer, "8.3.0": release}, "python -m tools.compat 8.3.0 8.4.67")
     text = doc.read_text()
     assert text.startswith("# Compatibility") and text.rstrip().endswith("kept")
-    assert "Command: `cspdet compat 8.3.0 8.4.67`" in text
+    assert "Command: `python -m tools.compat 8.3.0 8.4.67` (commit " in text
     assert text.index("| 8.3.0 |") < text.index("| 8.4.67 |")  # by version
     assert "| 8.3.0 | not run | ✓ 12 s | not run | not run | n/a |" in text
     assert "| ✗ FAILED 4 s |" in text and "- 8.4.67: failed tests/x.py::test_y" in text

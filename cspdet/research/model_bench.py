@@ -19,6 +19,11 @@ from ultralytics.utils import TQDM
 from ultralytics.utils.torch_utils import get_flops
 
 from cspdet.integration.training import training_loss
+from cspdet.research.report import Report, Table
+
+# each weighted model and its unweighted twin (the same YAML with `wrc: false`; the stock model for the twins)
+TWINS = {"csp_wrc-n.yaml": "csp_plain-n.yaml", "yolo11_wrc-n.yaml": "yolo11n.yaml", "yolov8_wrc-n.yaml": "yolov8n.yaml"}
+MODELS = [*TWINS, "resnet_wrc-n.yaml", "cspresnet_wrc-n.yaml", *TWINS.values(), "yolo26n.yaml"]
 
 
 def interleaved(candidates: dict[str, Callable[[], object]], rounds: int, reps: int = 1, seed: int = 0) -> dict:
@@ -135,3 +140,89 @@ def training_run(cfg: str, data: str, epochs: int, imgsz: int, batch: int, devic
         "iterations": len(stamps),
         "peak GiB": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
     }
+
+
+def model_reports(
+    models: list[str], imgsz: list[int], rounds: int, reps: int, train_imgsz: int, train_batch: int, onnx: bool = True
+) -> list[Report]:
+    """Per model: parameters, GFLOPs, batch-1 CPU latency (fused PyTorch, ONNX Runtime) and training throughput; and
+    for each weighted model next to its unweighted twin (``TWINS``), the fused latency ratio per image size."""
+    import tempfile
+
+    backends = ["torch", "onnx"] if onnx else ["torch"]
+    twins = [(w, p) for w, p in TWINS.items() if {w, p} <= set(models)]
+    rows, ratios = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in imgsz:
+            runners = {f"{m} torch": torch_latency(m, size) for m in models}
+            if onnx:
+                runners |= {f"{m} onnx": onnx_latency(m, size, Path(tmp)) for m in models}
+            times = interleaved(runners, rounds, reps)
+            for m in models:
+                params, gflops = cost(m, size)
+                latency = [summary(times[f"{m} {b}"]) if b in backends else "-" for b in ("torch", "onnx")]
+                rows.append([m, size, f"{params:.2f}", f"{gflops:.2f}", *latency])
+            for weighted, plain in twins:
+                ratios.append(
+                    [weighted, plain, size]
+                    + [
+                        f"{ratio(times[f'{weighted} {b}'], times[f'{plain} {b}']):.3f}" if b in backends else "-"
+                        for b in ("torch", "onnx")
+                    ]
+                )
+    steps = {m: training_step(m, train_imgsz, train_batch) for m in models}
+    train = interleaved(steps, max(rounds // 3, 3))
+    for row in rows:
+        row.append(f"{train_batch / statistics.median(train[row[0]]):.1f}")
+    header = ["model", "imgsz", "params (M)", "GFLOPs", "fused PyTorch ms, median (IQR)", "ONNX Runtime ms, "
+              "median (IQR)", f"train images/s (imgsz {train_imgsz}, batch {train_batch})"]  # fmt: skip
+    text = (
+        f"CPU, batch 1, {torch.get_num_threads()} torch threads, {rounds} interleaved rounds x {reps} calls; "
+        "models built from their YAMLs (80 classes) and fused as `yolo predict` does."
+    )
+    reports = [Report("model-cost", "Model cost: parameters, GFLOPs, CPU latency, training throughput", text,
+                      [Table(header, rows)])]  # fmt: skip
+    if ratios:
+        header = ["weighted", "unweighted twin", "imgsz", "fused PyTorch", "ONNX Runtime"]
+        reports.append(
+            Report("wrc-fused-ratio", "Weighted shortcuts after fuse(): latency ratio to the twin",
+                   "Median of per-round ratios of interleaved timings (target <= 1.01).", [Table(header, ratios)])
+        )  # fmt: skip
+    return reports
+
+
+def gpu_training_report(models: list[str], data: str, epochs: int, imgsz: int, batch: int, rounds: int,
+                        device: str) -> Report:  # fmt: skip
+    """Training throughput and peak GPU memory with AMP of each model (``training_run``), interleaved rounds; with 2
+    or more GPUs, a 1-epoch ``yolo train`` under torchrun too (``ddp_bench.torchrun_check``)."""
+    import tempfile
+
+    from cspdet.research.ddp_bench import torchrun_check
+
+    cuda = device != "cpu"
+    if cuda and not torch.cuda.is_available():
+        raise OSError("no CUDA GPU is visible to torch (use --device cpu for a smoke run on the CPU)")
+    card = torch.cuda.get_device_name(int(device.split(",")[0])) if cuda else "CPU"
+    results = {m: [] for m in models}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            for m in models if r % 2 == 0 else models[::-1]:
+                run = training_run(m, data, epochs, imgsz, batch, device, Path(tmp))
+                results[m].append(run)
+                print(f"round {r + 1} {m}: {run}", flush=True)
+        launches = torchrun_check(Path(tmp) / "torchrun") if cuda and torch.cuda.device_count() >= 2 else []
+    rows = []
+    for m, runs in results.items():
+        speed = statistics.median(x["images/s"] for x in runs)
+        peaks = [x["peak GiB"] for x in runs if x["peak GiB"] is not None]
+        rows.append([m, f"{speed:.0f}", f"{max(peaks):.2f}" if peaks else "n/a", runs[0]["iterations"]])
+    text = (
+        f"{card}, torch {torch.__version__}, AMP {'on' if cuda else 'off (CPU)'}; imgsz {imgsz}, batch {batch}, "
+        f"{epochs} epochs (the first is warm-up), {rounds} interleaved rounds, medians."
+    )
+    tables = [Table(["model", "train images/s", "peak GPU memory allocated (GiB)", "iterations"], rows)]
+    if launches:
+        tables.append(Table(["layout", "backend", "seconds"],
+                            [[r["layout"], r["backend"], f"{r['seconds']:.0f}"] for r in launches],
+                            "`yolo train` under torchrun, 1 epoch of a small shapes set:"))  # fmt: skip
+    return Report("gpu-training", "GPU training: throughput and peak memory with AMP", text, tables)

@@ -683,7 +683,7 @@ def run_fuzz(
 
 def fuzz_tables(report: FuzzReport) -> str:
     """The report as markdown: outcomes per mutation kind, the most frequent rejections and every finding."""
-    from cspdet.research.benchdoc import markdown_table
+    from cspdet.research.report import markdown_table
 
     counts = report.counts()
     rows = [

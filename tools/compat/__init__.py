@@ -1,8 +1,9 @@
-"""The ultralytics release matrix: an isolated environment per release, the ``compat`` tests in it, docs/compat.md.
+"""The ultralytics release matrix: an isolated environment per release, the ``compat`` tests in it, docs/compat.md
+(``python -m tools.compat [RELEASE ...]``).
 
 Each release gets a uv virtual environment holding this checkout (editable, with its dev extras), that ultralytics
 release and the running interpreter's torch. The tests marked ``compat`` then run there in one pytest process, with
-this module loaded as a pytest plugin that records each test's check (the marker's argument), outcome and time.
+the pytest plugin ``tools.compat.plugin`` recording each test's check (the marker's argument), outcome and time.
 Results are kept per release in docs/compat.json, so that a run of some releases rewrites only their rows; with
 ``resume`` a release already run at the current commit is skipped.
 """
@@ -14,12 +15,13 @@ import os
 import platform
 import shutil
 import subprocess
-import sys
 import time
-from importlib import metadata
 from pathlib import Path
 
 from cspdet.files import atomic_write
+from tools.benchdoc import REPO, commit, update_section
+from tools.compat.plugin import REPORT_ENV
+from tools.envs import build_env, torch_requirements
 
 RELEASES = (  # both sides of the boundaries in the seams' history (docs/compat.md), the first and the newest
     "8.3.0", "8.3.153", "8.3.154", "8.3.237", "8.3.253", "8.4.0", "8.4.66", "8.4.67", "8.4.109", "newest",
@@ -35,56 +37,6 @@ CHECKS = {  # compat marker argument -> column of docs/compat.md
     "video": "video",
     "torchrun": "torchrun, 2 nodes",
 }
-REPORT_ENV = "CSPDET_COMPAT_REPORT"  # where the pytest plugin below writes its JSON
-
-
-def find_uv() -> str:
-    """The uv executable: this environment's (the dev extra installs it) or the one on PATH."""
-    local = Path(sys.executable).with_name("uv")
-    uv = str(local) if local.is_file() else shutil.which("uv")
-    if not uv:
-        raise FileNotFoundError("uv not found: pip install uv (it is in cspdet's dev extra)")
-    return uv
-
-
-def checkout() -> Path:
-    """The cspdet checkout that is installed editable here (the matrix runs its tests)."""
-    repo = Path(__file__).resolve().parents[2]
-    if not (repo / "tests").is_dir() or not (repo / "pyproject.toml").is_file():
-        raise FileNotFoundError(f"{repo}: not a cspdet checkout; the matrix needs one, installed with pip install -e")
-    return repo
-
-
-def torch_requirements() -> list[str]:
-    """torch and torchvision at the running interpreter's versions (without a local '+cu...' part)."""
-    return [f"{name}=={metadata.version(name).split('+')[0]}" for name in ("torch", "torchvision")]
-
-
-def build_env(folder: Path, ultralytics: str, cspdet: str = "", no_deps: bool = False) -> tuple[Path, str]:
-    """Create (or refresh) a uv virtual environment in ``folder`` with ``ultralytics`` and ``cspdet``.
-
-    Args:
-        folder (Path): Environment folder.
-        ultralytics (str): Requirement, e.g. 'ultralytics==8.3.0'; torch is pinned to this interpreter's.
-        cspdet (str): How to install cspdet, as uv pip arguments ('-e REPO[dev]', a wheel), or '' for none.
-        no_deps (bool): Install cspdet without its dependencies, after ultralytics.
-
-    Returns:
-        (Path): The environment's python.
-        (str): The ultralytics version installed.
-    """
-    uv, python = find_uv(), folder / "bin" / "python"
-    version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    subprocess.run([uv, "venv", "-q", "--allow-existing", "-p", version, str(folder)], check=True)
-    install = [uv, "pip", "install", "-q", "--python", str(python)]
-    steps = [[ultralytics, *torch_requirements()], ["--no-deps", *cspdet.split()]] if no_deps else [
-        [*cspdet.split(), ultralytics, *torch_requirements()]]  # fmt: skip
-    for step in steps:
-        result = subprocess.run([*install, *step], capture_output=True, text=True)
-        if result.returncode:
-            raise RuntimeError(f"{' '.join(install + step)} failed:\n{result.stderr[-2000:]}")
-    code = "from importlib.metadata import version; print(version('ultralytics'))"
-    return python, subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
 
 
 def run_release(release: str, envs: Path, repo: Path) -> dict:
@@ -102,7 +54,7 @@ def run_release(release: str, envs: Path, repo: Path) -> dict:
     report.unlink(missing_ok=True)
     env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "VIRTUAL_ENV"}}  # only that environment
     env.update({REPORT_ENV: str(report), "TMPDIR": str(scratch), "YOLO_CONFIG_DIR": str(scratch / "yolo")})
-    pytest = [python, "-m", "pytest", "-m", "compat", "-p", "cspdet.research.compat", "-p", "no:cacheprovider"]
+    pytest = [python, "-m", "pytest", "-m", "compat", "-p", "tools.compat.plugin", "-p", "no:cacheprovider"]
     pytest += ["--continue-on-collection-errors", "-q", "-rfE"]
     start = time.perf_counter()
     with open(folder / "pytest.log", "w") as log:
@@ -133,18 +85,11 @@ def run_release(release: str, envs: Path, repo: Path) -> dict:
     }
 
 
-def commit(repo: Path) -> str:
-    """The checkout's commit, with '+' when it has uncommitted changes."""
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo, capture_output=True)
-    return head.stdout.strip() + ("+" if dirty.stdout.strip() else "")
-
-
-def run_matrix(releases, envs: Path, doc: Path, resume: bool = False, command: str | None = None) -> dict:
+def run_matrix(releases, envs: Path, doc: Path, resume: bool, command: str) -> dict:
     """Run every release in ``releases``; record each in ``doc``'s JSON twin as it finishes; write ``doc``."""
     from ultralytics.utils import TQDM
 
-    repo, store = checkout(), doc.with_suffix(".json")
+    repo, store = REPO, doc.with_suffix(".json")
     results = json.loads(store.read_text()) if store.is_file() else {}
     done = {r.get("requested", v): r["commit"] for v, r in results.items()}
     todo = [r for r in releases if not (resume and done.get(r) == commit(repo))]
@@ -173,9 +118,9 @@ def _cell(check: dict | None) -> str:
     return f"{mark} {check['seconds']:.0f} s" if check["outcome"] != "skipped" else mark
 
 
-def write_doc(doc: Path, results: dict, command: str | None):
+def write_doc(doc: Path, results: dict, command: str):
     """Rewrite the matrix (one row per release, one column per check) and features sections of docs/compat.md."""
-    from cspdet.research.benchdoc import markdown_table, update_section
+    from cspdet.research.report import markdown_table
 
     ordered = sorted(results.items(), key=lambda kv: _version(kv[0]))
     rows = [
@@ -205,41 +150,3 @@ def write_doc(doc: Path, results: dict, command: str | None):
         features.append([feature, having[0] if having else "none tested", len(having)])
     table = markdown_table(["feature", "oldest release in the matrix that has it", "releases with it"], features)
     update_section(doc, "features", "Features that need a recent ultralytics", table, command)
-
-
-# pytest plugin (``-p cspdet.research.compat``): each compat test's check, outcome and time, written to REPORT_ENV.
-_checks: dict[str, str] = {}
-_tests: dict[str, dict] = {}
-_collection_errors: list[str] = []
-
-
-def pytest_collection_modifyitems(items):
-    for item in items:
-        marker = item.get_closest_marker("compat")
-        if marker:
-            _checks[item.nodeid] = marker.args[0] if marker.args else "other"
-
-
-def pytest_collectreport(report):
-    if report.failed:
-        _collection_errors.append(report.nodeid)
-
-
-def pytest_runtest_logreport(report):
-    if report.nodeid not in _checks:
-        return
-    test = _tests.setdefault(report.nodeid, {"check": _checks[report.nodeid], "outcome": "passed", "seconds": 0.0})
-    test["seconds"] += report.duration
-    if report.failed:
-        test["outcome"] = "failed"
-    elif report.skipped and test["outcome"] == "passed":
-        test["outcome"] = "skipped"
-
-
-def pytest_sessionfinish(session):
-    path = os.environ.get(REPORT_ENV)
-    if path:
-        from cspdet.integration.compat import upstream_features
-
-        found = {"tests": _tests, "collection_errors": _collection_errors, "features": upstream_features()}
-        Path(path).write_text(json.dumps(found, indent=1))
