@@ -19,7 +19,7 @@ Two paths read a file, and they agree on every file:
 
 - the typed path: msgspec decodes the file into Structs that declare only the fields above, with types as strict as
   the rules (a ``segmentation`` is skipped without ever being built), then the rules between records (unique and
-  known ids, file names) are tested on whole columns. A file larger than ``PIECE`` bytes is decoded piece by piece
+  known ids, file names) are tested on whole columns. A file larger than ``2 * PIECE`` bytes is decoded piece by piece
   (see ``_decode_pieces``), so that its text is never in memory all at once;
 - the checking path, for a file that the typed path rejects: msgspec decodes it with loose types (json.loads where
   msgspec refuses the text: NaN literals, lone surrogates, a byte-order mark, UTF-16) and ``check_instances`` applies
@@ -303,7 +303,7 @@ def _decode_sections(file) -> _Sections:
         raise CocoFormatError(f"{file}: file not found") from None
     with f:
         if os.fstat(f.fileno()).st_size > 2 * PIECE:
-            with contextlib.suppress(_Unsplit):
+            with contextlib.suppress(_Unsplit, msgspec.DecodeError):  # bad syntax, or a cut inside a record
                 return _decode_pieces(f)
             f.seek(0)
         return _SECTIONS.decode(_utf8(f.read()))
@@ -317,8 +317,9 @@ def _decode_pieces(f) -> _Sections:
     the array (``[`` + its records + ``]``), and the tail (the last records and the rest of the file, opened with a key
     of its own). Each piece decodes only where the decoder, having read the text before it, stands exactly where the
     piece's opening puts it: outside any string, inside this array, after a complete record. So when every piece
-    decodes, the whole file does, into the same records (a key repeated after the array, which would replace it, sends
-    the file to a whole decode).
+    decodes, the whole file does, into the same records. Raises msgspec's errors where a piece does not decode (a
+    DecodeError also where a cut fell inside a record), and _Unsplit where 'annotations' is not found or is repeated
+    after the array (which would replace it).
     """
     head = bytearray()
     while (start := _array_start(head)) is None:

@@ -180,14 +180,12 @@ def box_iou(d: np.ndarray, g: np.ndarray, crowd: np.ndarray) -> np.ndarray:
 
 
 def _groups(image_rank: np.ndarray, category_rank: np.ndarray, n_categories: int, *order) -> tuple:
-    """Sort records by (image, category, *order); return the sort and each record's group and rank in its group."""
+    """Sort records by (image, category, *order); return the sort, each record's group key and its rank in its group."""
     key = image_rank * n_categories + category_rank
     sort = np.lexsort((*order[::-1], key)) if order else np.argsort(key, kind="stable")
     key = key[sort]
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, np.int64)
-    counts = np.diff(np.r_[starts, len(key)])
-    rank = np.arange(len(key)) - np.repeat(starts, counts)
-    return sort, key, starts, counts, rank
+    return sort, key, np.arange(len(key)) - np.repeat(starts, np.diff(np.r_[starts, len(key)]))
 
 
 def _accumulate(gt: Instances, dt: Detections, scored: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -200,24 +198,17 @@ def _accumulate(gt: Instances, dt: Detections, scored: np.ndarray) -> tuple[np.n
 
     # Ground truth of the scored images, by (image, category), in file order
     g = np.flatnonzero(scored[gt.images])
-    sort, g_key, *_ = _groups(image_rank[gt.images[g]], category_rank[gt.categories[g]], n_categories)
+    sort, g_key, _ = _groups(image_rank[gt.images[g]], category_rank[gt.categories[g]], n_categories)
     g = g[sort]
-    g_boxes, g_areas, g_crowd = gt.boxes[g], gt.areas[g], gt.crowd[g]
-    g_category = category_rank[gt.categories[g]]
-
     # Detections by (image, category), highest score first (ties in file order), the 100 best of each
     d = np.flatnonzero(scored[dt.images])
-    sort, d_key, _, _, d_rank = _groups(
-        image_rank[dt.images[d]], category_rank[dt.categories[d]], n_categories, -dt.scores[d]
-    )
-    d = d[sort]
+    images, categories, scores = image_rank[dt.images[d]], category_rank[dt.categories[d]], dt.scores[d]
+    sort, d_key, d_rank = _groups(images, categories, n_categories, -scores)
     best = d_rank < MAX_DETS[-1]
-    d, d_key, d_rank = d[best], d_key[best], d_rank[best]
-    d_boxes, d_scores = dt.boxes[d], dt.scores[d]
-    d_areas = d_boxes[:, 2] * d_boxes[:, 3]
+    d, d_key, d_rank = d[sort][best], d_key[best], d_rank[best]
 
     # Candidate pairs: a detection and a ground truth of its image and category with an IoU of at least 0.5
-    groups, d_start, g_start = np.intersect1d(d_key, g_key, assume_unique=False, return_indices=True)[0:3]
+    groups, d_start, g_start = np.intersect1d(d_key, g_key, return_indices=True)
     d_count = np.searchsorted(d_key, groups, side="right") - d_start
     g_count = np.searchsorted(g_key, groups, side="right") - g_start
     sizes = d_count * g_count
@@ -225,38 +216,54 @@ def _accumulate(gt: Instances, dt: Detections, scored: np.ndarray) -> tuple[np.n
     offset = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
     pair_d = d_start[pair_group] + offset // g_count[pair_group]
     pair_g = g_start[pair_group] + offset % g_count[pair_group]
-    iou = box_iou(d_boxes[pair_d], g_boxes[pair_g], g_crowd[pair_g])
+    iou = box_iou(dt.boxes[d[pair_d]], gt.boxes[g[pair_g]], gt.crowd[g[pair_g]])
     candidate = iou >= min(IOU_THRESHOLDS[0], 1 - 1e-10)
-    pair_d, pair_g, iou = pair_d[candidate], pair_g[candidate], iou[candidate]
 
-    # From here on, detections in the order that accumulating reads them: by category, highest score first, ties by
+    # Detections from here on in the order that accumulating reads them: by category, highest score first, ties by
     # image, then by rank in the image (COCOeval's stable sort of the images' lists)
-    d_category = d_key % n_categories
-    order = np.lexsort((d_rank, d_key // n_categories, -d_scores, d_category))
-    d_category, d_rank, d_areas = d_category[order], d_rank[order], d_areas[order]
+    order = np.lexsort((d_rank, d_key // n_categories, -dt.scores[d], d_key % n_categories))
     position = np.empty_like(order)
     position[order] = np.arange(len(order))
-    pair_d = position[pair_d]
+    d, d_rank = d[order], d_rank[order]
+    g_crowd, g_areas = gt.crowd[g], gt.areas[g]
+    g_ignored = np.stack([g_crowd | (g_areas < low) | (g_areas > high) for low, high in AREA_RANGES.values()])
+    pairs = position[pair_d[candidate]], pair_g[candidate], iou[candidate]
+    matched, ignored = _match(*pairs, d_rank, dt.boxes[d], g_ignored, g_crowd)
+    g_categories = category_rank[gt.categories[g]]
+    not_ignored = np.stack([np.bincount(g_categories[~ig], minlength=n_categories) for ig in g_ignored])
+    bounds = np.searchsorted(category_rank[dt.categories[d]], np.arange(n_categories + 1))
+    return _precision_recall(matched, ignored, d_rank, bounds, not_ignored)
 
+
+def _match(pair_d, pair_g, iou, d_rank, d_boxes, g_ignored, g_crowd) -> tuple[np.ndarray, np.ndarray]:
+    """COCOeval.evaluateImg's greedy matching for every area range and IoU threshold, one detection rank at a time
+    for all images and categories at once; return whether each detection is matched and whether it is ignored
+    (A, T, detections).
+
+    Args:
+        pair_d, pair_g, iou (np.ndarray): Candidate pairs: a detection, a ground truth of its image and category, and
+            their IoU (at least the lowest threshold).
+        d_rank (np.ndarray): Each detection's rank in its image and category (0: highest score).
+        d_boxes (np.ndarray): Detection boxes, for their areas.
+        g_ignored (np.ndarray): (A, ground truth) whether each ground truth is ignored in each area range.
+        g_crowd (np.ndarray): Crowd flags of the ground truth.
+    """
     thresholds = np.minimum(IOU_THRESHOLDS, 1 - 1e-10)[:, None]
-    n_t, n_d = len(IOU_THRESHOLDS), len(d)
-    matched = np.zeros((len(AREA_RANGES), n_t, n_d), bool)  # detection matched to a ground truth
-    ignored = np.zeros((len(AREA_RANGES), n_t, n_d), bool)  # detection ignored
-    g_ignored = np.zeros((len(AREA_RANGES), len(g)), bool)
-    for a, (low, high) in enumerate(AREA_RANGES.values()):
-        g_ignored[a] = ig = g_crowd | (g_areas < low) | (g_areas > high)
-        taken = np.zeros((n_t, len(g)), bool)
+    d_areas = d_boxes[:, 2] * d_boxes[:, 3]
+    shape = (len(AREA_RANGES), len(IOU_THRESHOLDS), len(d_rank))
+    matched, ignored = np.zeros(shape, bool), np.zeros(shape, bool)
+    for a, ((low, high), ig) in enumerate(zip(AREA_RANGES.values(), g_ignored)):
+        taken = np.zeros((len(IOU_THRESHOLDS), len(g_crowd)), bool)
         # A detection takes the eligible ground truth that COCOeval's scan would end on: not ignored if any is, then
         # the highest IoU, then the last in the scan (ground truth not ignored first, each part in file order).
         order = np.lexsort((pair_g, iou, ~ig[pair_g], pair_d, d_rank[pair_d]))
         p_d, p_g, p_iou = pair_d[order], pair_g[order], iou[order]
         rank_starts = np.searchsorted(d_rank[p_d], np.arange(MAX_DETS[-1] + 1))
-        for r in range(MAX_DETS[-1]):
-            lo, hi = rank_starts[r], rank_starts[r + 1]
+        for lo, hi in zip(rank_starts[:-1].tolist(), rank_starts[1:].tolist()):
             if lo == hi:
                 continue
             rd, rg = p_d[lo:hi], p_g[lo:hi]
-            eligible = (p_iou[lo:hi] >= thresholds) & ~(taken[:, rg] & ~g_crowd[rg])
+            eligible = (p_iou[lo:hi] >= thresholds) & ~(taken[:, rg] & ~g_crowd[rg])  # a crowd region takes many
             starts = np.flatnonzero(np.r_[True, rd[1:] != rd[:-1]])
             choice = np.maximum.reduceat(np.where(eligible, np.arange(hi - lo), -1), starts, axis=1)
             t, s = np.nonzero(choice >= 0)
@@ -265,34 +272,33 @@ def _accumulate(gt: Instances, dt: Detections, scored: np.ndarray) -> tuple[np.n
             ignored[a, t, chosen_d] = ig[chosen_g]
             taken[t, chosen_g] = True
         ignored[a] |= ~matched[a] & ((d_areas < low) | (d_areas > high))
+    return matched, ignored
 
-    # Precision and recall per category, area range and number of detections, over the detections of all images
-    precision = -np.ones((n_t, len(RECALL_THRESHOLDS), n_categories, len(AREA_RANGES), len(MAX_DETS)))
-    recall = -np.ones((n_t, n_categories, len(AREA_RANGES), len(MAX_DETS)))
-    bounds = np.searchsorted(d_category, np.arange(n_categories + 1))
-    not_ignored_gt = np.stack([np.bincount(g_category[~ig], minlength=n_categories) for ig in g_ignored])
-    for k in range(n_categories):
+
+def _precision_recall(matched, ignored, d_rank, bounds, not_ignored) -> tuple[np.ndarray, np.ndarray]:
+    """COCOeval.accumulate: precision (T, R, K, A, M) and recall (T, K, A, M) of each category (detections
+    ``bounds[k]:bounds[k + 1]``, in accumulation order), area range and number of detections per image and category;
+    -1 where the category has no ground truth that counts (``not_ignored``: (A, K))."""
+    n_t, n_r, (n_a, n_k) = len(IOU_THRESHOLDS), len(RECALL_THRESHOLDS), not_ignored.shape
+    precision = -np.ones((n_t, n_r, n_k, n_a, len(MAX_DETS)))
+    recall = -np.ones((n_t, n_k, n_a, len(MAX_DETS)))
+    for k, a in zip(*np.nonzero(not_ignored.T)):
         lo, hi = bounds[k], bounds[k + 1]
-        for a in range(len(AREA_RANGES)):
-            npig = not_ignored_gt[a, k]
-            if npig == 0:
-                continue
-            for m, max_det in enumerate(MAX_DETS):
-                keep = slice(lo, hi) if max_det == MAX_DETS[-1] else lo + np.flatnonzero(d_rank[lo:hi] < max_det)
-                dtm, dtig = matched[a][:, keep], ignored[a][:, keep]
-                tp_sum = np.cumsum(dtm & ~dtig, axis=1).astype(float)
-                fp_sum = np.cumsum(~dtm & ~dtig, axis=1).astype(float)
-                nd = tp_sum.shape[1]
-                rc = tp_sum / npig
-                pr = tp_sum / (fp_sum + tp_sum + np.spacing(1))
-                recall[:, k, a, m] = rc[:, -1] if nd else 0
-                pr = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]  # the precision envelope
-                q = np.zeros((n_t, len(RECALL_THRESHOLDS)))
-                for t in range(n_t):
-                    inds = np.searchsorted(rc[t], RECALL_THRESHOLDS, side="left")
-                    inds = inds[inds < nd]
-                    q[t, : len(inds)] = pr[t, inds]
-                precision[:, :, k, a, m] = q
+        for m, max_det in enumerate(MAX_DETS):
+            keep = slice(lo, hi) if max_det == MAX_DETS[-1] else lo + np.flatnonzero(d_rank[lo:hi] < max_det)
+            dtm, dtig = matched[a][:, keep], ignored[a][:, keep]
+            tp_sum = np.cumsum(dtm & ~dtig, axis=1).astype(float)
+            fp_sum = np.cumsum(~dtm & ~dtig, axis=1).astype(float)
+            nd = tp_sum.shape[1]
+            rc = tp_sum / not_ignored[a, k]
+            pr = tp_sum / (fp_sum + tp_sum + np.spacing(1))
+            recall[:, k, a, m] = rc[:, -1] if nd else 0
+            pr = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]  # the precision envelope
+            for t in range(n_t):
+                inds = np.searchsorted(rc[t], RECALL_THRESHOLDS, side="left")
+                inds = inds[inds < nd]
+                precision[t, :, k, a, m] = 0
+                precision[t, : len(inds), k, a, m] = pr[t, inds]
     return precision, recall
 
 
