@@ -40,7 +40,6 @@ import secrets
 from dataclasses import dataclass
 from itertools import chain
 from operator import attrgetter
-from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple
 
 import msgspec
@@ -110,33 +109,22 @@ _REJECTED = (msgspec.DecodeError, msgspec.ValidationError, RecursionError, _NotU
 
 
 # ----------------------------------------------------------------------------------------- loose records (checking)
-class _LooseImage(Struct):
-    id: Any = UNSET
-    file_name: Any = UNSET
-    width: Any = UNSET
-    height: Any = UNSET
+def _loose_type(record: type, *extra: str) -> type:
+    """A Struct with ``record``'s fields and ``extra`` ones, of any type, UNSET where absent: what the checks read."""
+    return msgspec.defstruct(f"Loose{record.__name__}", [(f, Any, UNSET) for f in (*extra, *record.__struct_fields__)])
 
 
-class _LooseAnnotation(Struct):
-    id: Any = UNSET
-    image_id: Any = UNSET
-    category_id: Any = UNSET
-    bbox: Any = UNSET
-    area: Any = UNSET
-    iscrowd: Any = UNSET
-
-
-class _LooseCategory(Struct):
-    id: Any = UNSET
-    name: Any = UNSET
-
-
-class _LooseSections(Struct):
-    images: list[_LooseImage] | UnsetType = UNSET
-    annotations: list[_LooseAnnotation] | UnsetType = UNSET
-    categories: list[_LooseCategory] | UnsetType = UNSET
-
-
+_LooseSections = msgspec.defstruct(
+    "LooseSections",
+    [
+        (section, list[_loose_type(record, *extra)] | UnsetType, UNSET)
+        for section, record, extra in (
+            ("images", Image, ()),
+            ("annotations", Annotation, ("id",)),
+            ("categories", Category, ()),
+        )
+    ],
+)
 _LOOSE = msgspec.json.Decoder(_LooseSections)
 
 
@@ -156,11 +144,20 @@ def gc_paused():
             gc.enable()
 
 
-def _read_bytes(file) -> bytes:
+@contextlib.contextmanager
+def _opened(file, name=None):
+    """``file`` open to read bytes; a CocoFormatError naming it (``name``, by default its path) if it is missing."""
     try:
-        return Path(file).read_bytes()
+        f = open(file, "rb")
     except FileNotFoundError:
-        raise CocoFormatError(f"{file}: file not found") from None
+        raise CocoFormatError(f"{name or file}: file not found") from None
+    with f:
+        yield f
+
+
+def _read_bytes(file, name=None) -> bytes:
+    with _opened(file, name) as f:
+        return f.read()
 
 
 def _utf8(text) -> bytes:
@@ -270,19 +267,46 @@ def read_instances(file, name: str | None = None) -> Instances:
     """
     name = name or file
     with gc_paused():
+        refused = False  # msgspec refuses the text itself (NaN, lone surrogates, BOM, not UTF-8, ...)
         try:
-            found = _typed_instances(_decode_sections(file), name)
-        except _REJECTED:
-            found = None
-        if found is not None:
-            return found
-        text = _read_bytes(file)
-        try:  # without segmentations, and without dicts of fields that no rule reads
-            d = msgspec.to_builtins(_LOOSE.decode(_utf8(text)))
-        except _REJECTED:  # syntax msgspec refuses (NaN, lone surrogates, BOM, ...): as json.loads
+            if (found := _typed_instances(_decode_sections(file, name), name)) is not None:
+                return found
+        except _REJECTED as e:
+            refused = not isinstance(e, msgspec.ValidationError)
+        text = _read_bytes(file, name)
+        d = _decode_loose(text, literals=refused)
+        if d is None:  # as json.loads reads it
             d = _loads(name, text)
         del text
         return check_instances(d, name)
+
+
+def _decode_loose(text: bytes, literals: bool) -> dict | None:
+    """The text decoded with loose types, as dicts of the fields that the rules read (no segmentations), or None where
+    msgspec refuses it. With ``literals``, json.loads' NaN, Infinity and -Infinity, which msgspec refuses, are read as
+    json.loads reads them: each becomes a marked list first (one inside a string or in a key's place then breaks the
+    text, and one in a record's place breaks its type, where json.loads would refuse it), and its float again in the
+    decoded fields."""
+    nonce, marks = secrets.token_hex(16), {}
+    if literals:
+        for k, (literal, value) in enumerate(((b"-Infinity", -math.inf), (b"Infinity", math.inf), (b"NaN", math.nan))):
+            if literal in text:
+                text, marks[k] = text.replace(literal, b'["%s", %d]' % (nonce.encode(), k)), value
+        if not marks:
+            return None
+    try:
+        d = msgspec.to_builtins(_LOOSE.decode(_utf8(text)))
+    except _REJECTED:
+        return None
+
+    def restore(value):
+        if type(value) is list:
+            return marks[value[1]] if len(value) == 2 and value[0] == nonce else [restore(v) for v in value]
+        if type(value) is dict:
+            return {k: restore(v) for k, v in value.items()}
+        return value
+
+    return restore(d) if marks else d
 
 
 # ------------------------------------------------------------------------------------------------ the typed path
@@ -295,13 +319,9 @@ class _Unsplit(Exception):
     """The file could not be cut into pieces: decode it whole."""
 
 
-def _decode_sections(file) -> _Sections:
+def _decode_sections(file, name) -> _Sections:
     """The file decoded into typed records; raises msgspec's errors where a record breaks a field rule."""
-    try:
-        f = open(file, "rb")
-    except FileNotFoundError:
-        raise CocoFormatError(f"{file}: file not found") from None
-    with f:
+    with _opened(file, name) as f:
         if os.fstat(f.fileno()).st_size > 2 * PIECE:
             with contextlib.suppress(_Unsplit, msgspec.DecodeError):  # bad syntax, or a cut inside a record
                 return _decode_pieces(f)
