@@ -33,6 +33,7 @@ import contextlib
 import gc
 import json
 import math
+import mmap
 import os
 import posixpath
 import re
@@ -330,7 +331,7 @@ def _decode_sections(file, name) -> _Sections:
 
 
 def _decode_pieces(f) -> _Sections:
-    """Decode a large file piece by piece, holding about ``PIECE`` bytes of its text at a time.
+    """Decode a large file piece by piece, holding about ``PIECE`` bytes of its text in memory at a time.
 
     The top-level ``"annotations": [`` is found in the text, and the array is cut after records, at ``}, {``. Each
     cut is checked by decoding the pieces: the head (the text before the array, closed with ``[]}``), every piece of
@@ -341,42 +342,27 @@ def _decode_pieces(f) -> _Sections:
     DecodeError also where a cut fell inside a record), and _Unsplit where 'annotations' is not found or is repeated
     after the array (which would replace it).
     """
-    head = bytearray()
-    while (start := _array_start(head)) is None:
-        if not (block := f.read(PIECE)):
+    with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY) as text:  # the bytes changed below stay in this process
+        if (start := _array_start(text)) is None:
             raise _Unsplit
-        head += block
-    window = bytearray(max(PIECE, len(head) - start))
-    size = len(head) - start
-    window[:size] = head[start:]  # from the array's '['
-    del head[start:]
-    head += b"[]}"
-    sections = _SECTIONS.decode(_utf8(head))
-    del head
-    columns = []
-    while True:
-        with memoryview(window) as view:
-            size += f.readinto(view[size:])
-        if (cut := _last_record_end(window, size)) is None:
-            break
-        try:
-            records = _records(window, cut)
-        except _REJECTED:  # a bad record, or a cut past the end of the array: cut before its first possible end
-            if (end := _ARRAY_END.search(window, 0, cut)) is None:
-                raise
-            if (cut := _last_record_end(window, end.start())) is None:
-                break
-            records = _records(window, cut)
-        columns.append(_annotation_columns(records))
-        window[: size - cut] = window[cut:size]
-        window[0] = ord("[")
-        size -= cut
-    key = secrets.token_hex(16)  # a top-level key that no file holds
+        sections = _SECTIONS.decode(_utf8(text[:start] + b"[]}"))
+        _release(text, 0, start)
+        columns = []
+        while (cut := _last_record_end(text, start, start + PIECE)) is not None:
+            try:
+                records = _records(text, start, cut)
+            except _REJECTED:  # a bad record, or a cut past the end of the array: cut before its first possible end
+                if (end := _ARRAY_END.search(text, start, cut)) is None:
+                    raise
+                if (cut := _last_record_end(text, start, end.start())) is None:
+                    break
+                records = _records(text, start, cut)
+            columns.append(_annotation_columns(records))
+            _release(text, start, cut)
+            start = cut
+        key = secrets.token_hex(16)  # a top-level key that no file holds
+        tail = b'{"' + key.encode() + b'":[' + text[start + 1 :]
     tail_type = msgspec.defstruct("Tail", [("rest", list[Annotation], [])], bases=(_Sections,), rename={"rest": key})
-    tail = bytearray(b'{"' + key.encode() + b'":')
-    tail += memoryview(window)[:size]
-    del window
-    tail += f.read()
     tail = msgspec.json.decode(_utf8(tail), type=tail_type)
     if tail.annotations is not UNSET:  # another top-level 'annotations' after this one
         raise _Unsplit
@@ -388,7 +374,7 @@ def _decode_pieces(f) -> _Sections:
     return sections
 
 
-def _array_start(text: bytearray) -> int | None:
+def _array_start(text) -> int | None:
     """Position of the '[' of the first ``"annotations": [`` in ``text`` whose first quote is not escaped, or None."""
     start = 0
     while (start := text.find(b'"annotations"', start)) >= 0:
@@ -398,25 +384,33 @@ def _array_start(text: bytearray) -> int | None:
     return None
 
 
-def _last_record_end(text: bytearray, end: int) -> int | None:
-    """Position of the ',' of the last ``}, {`` in ``text[:end]``, or None."""
+def _last_record_end(text, start: int, end: int) -> int | None:
+    """Position of the ',' of the last ``}, {`` in ``text[start:end]``, or None."""
     for _ in range(1000):  # each record holds a few '}' at most
-        end = text.rfind(b"}", 1, end)
+        end = text.rfind(b"}", start + 1, end)
         if end < 0:
             return None
         if match := _RECORD_END.match(text, end):
-            return text.index(b",", end, match.end())
+            return text.find(b",", end, match.end())
     return None
 
 
-def _records(text: bytearray, cut: int) -> list[Annotation]:
-    """The records of ``text[:cut]`` (which opens with '[')."""
-    text[cut] = ord("]")
+def _records(text, start: int, cut: int) -> list[Annotation]:
+    """The records between ``start`` and ``cut`` (the ',' or '[' before the first and the ',' after the last)."""
+    text[start], text[cut] = ord("["), ord("]")
     try:
-        with memoryview(text) as view:
-            return _ANNOTATIONS.decode(_utf8(view[: cut + 1]))
+        with memoryview(text)[start : cut + 1] as piece:  # released even where a traceback keeps the view
+            return _ANNOTATIONS.decode(_utf8(piece))
     finally:
         text[cut] = ord(",")
+
+
+def _release(text: mmap.mmap, start: int, end: int):
+    """Give back the memory of the pages of ``text`` that lie wholly before ``end`` (from ``start``'s page on)."""
+    if hasattr(text, "madvise") and hasattr(mmap, "MADV_DONTNEED"):  # not on Windows: the pages stay until the end
+        low, high = start - start % mmap.PAGESIZE, end - end % mmap.PAGESIZE
+        if high > low:
+            text.madvise(mmap.MADV_DONTNEED, low, high - low)
 
 
 class _Columns(NamedTuple):

@@ -75,10 +75,12 @@ def _document() -> dict:
     return {"images": images, "annotations": annotations, "categories": categories}
 
 
-def _inside_records(d: dict) -> dict:
-    """``d`` with the '}, {' and '}]' that the cuts look for inside records: a string, and a list of objects."""
+def _inside_records(d: dict, **fields) -> dict:
+    """``d`` with the '}, {' and '}]' that the cuts look for inside records (a string, and a list of objects), and
+    ``fields`` added to a record."""
     d["annotations"][12]["segmentation"] = {"counts": "}, {" * 200 + "}]", "size": [48, 64]}
     d["annotations"][17]["attributes"] = [{"a": 1}, {"b": [{"c": 2}]}]
+    d["annotations"][20].update(fields)
     return d
 
 
@@ -97,6 +99,7 @@ LAYOUTS = {  # name: (text, whether the piece reader reads it; None: either way)
         False,
     ),
     "cut marks inside records": (lambda d: json.dumps(_inside_records(d)), None),
+    "lone surrogate in a record": (lambda d: json.dumps(_inside_records(d, keypoints="\ud800")), None),  # json.loads reads it
 }
 
 
@@ -126,6 +129,7 @@ BAD_RECORDS = {  # annotations of _document() broken: ({record: change}, message
     "NaN area": ({15: {"area": float("nan")}}, "annotations[15] (id 16) 'area' must be a finite number >= 0, got nan"),
     "two commas": ({15: {"iscrowd": "TWO COMMAS"}}, "invalid JSON: Expecting property name enclosed in double quotes"),
     "not UTF-8": ({15: {"segmentation": "NOT UTF-8"}}, "invalid JSON: 'utf-8' codec can't decode byte 0xff"),
+    "not UTF-8, first piece": ({2: {"segmentation": "NOT UTF-8"}}, "invalid JSON: 'utf-8' codec can't decode byte"),
     "not UTF-8 after a bad record": (
         {3: {"iscrowd": 2}, 25: {"segmentation": "NOT UTF-8"}},
         "invalid JSON: 'utf-8' codec can't decode byte 0xff",

@@ -137,6 +137,17 @@ def training_input(index) -> tuple:
     ) + (tuple(sorted(index.counts.items())),)
 
 
+def _without_loggers(trainer):
+    """Drop the integrations that ultralytics adds to a trainer (MLflow, TensorBoard, W&B, ...): one-step trainings
+    are logged nowhere (MLflow would write its store into the working directory)."""
+    for event, functions in trainer.callbacks.items():
+        trainer.callbacks[event] = [f for f in functions if not _integration(f.__module__)]
+
+
+def _integration(module: str) -> bool:
+    return module.startswith("ultralytics.utils.callbacks.") and module != "ultralytics.utils.callbacks.base"
+
+
 def check_training(mutant: Mutant, folder: Path, seed_images: Path, model: str = "csp_wrc-n.yaml") -> Outcome:
     """Train one step on ``mutant`` (train and val split) with ultralytics' trainer and cspdet's dataset, then check
     that the final validation scored it like pycocotools does."""
@@ -167,6 +178,7 @@ def check_training(mutant: Mutant, folder: Path, seed_images: Path, model: str =
     try:
         yolo = YOLO(model)
         yolo.add_callback("on_train_batch_start", lambda trainer: started.append(trainer.epoch))
+        yolo.add_callback("on_pretrain_routine_start", _without_loggers)
         with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
             yolo.train(
                 data=str(folder / "data.yaml"),
