@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -53,10 +54,17 @@ class CocoIndex:
     offsets: np.ndarray
     counts: dict
 
+    @cached_property
+    def _label_arrays(self) -> tuple[np.ndarray, list]:
+        """What ``labels`` slices: the classes as an (m, 1) float32 array, and the offsets as a list."""
+        return self.cls[:, None].astype(np.float32), self.offsets.tolist()
+
     def labels(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        """Return image ``i``'s classes (k, 1) and normalised xywh boxes (k, 4) as float32, as ultralytics labels."""
-        start, end = self.offsets[i], self.offsets[i + 1]
-        return self.cls[start:end, None].astype(np.float32), self.boxes[start:end]
+        """Return image ``i``'s classes (k, 1) and normalised xywh boxes (k, 4) as float32, as ultralytics labels
+        (views of the index's arrays)."""
+        cls, offsets = self._label_arrays
+        start, end = offsets[i], offsets[i + 1]
+        return cls[start:end], self.boxes[start:end]
 
     def summary(self) -> str:
         """One line with every count."""
