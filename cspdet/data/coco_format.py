@@ -275,26 +275,32 @@ def read_instances(file, name: str | None = None) -> Instances:
         except _REJECTED as e:
             refused = not isinstance(e, msgspec.ValidationError)
         text = _read_bytes(file, name)
-        d = _decode_loose(text, literals=refused)
+        d = _decode_loose(text, refused)
         if d is None:  # as json.loads reads it
             d = _loads(name, text)
         del text
         return check_instances(d, name)
 
 
-def _decode_loose(text: bytes, literals: bool) -> dict | None:
+def _decode_loose(text: bytes, refused: bool) -> dict | None:
     """The text decoded with loose types, as dicts of the fields that the rules read (no segmentations), or None where
-    msgspec refuses it. With ``literals``, json.loads' NaN, Infinity and -Infinity, which msgspec refuses, are read as
-    json.loads reads them: each becomes a marked list first (one inside a string or in a key's place then breaks the
-    text, and one in a record's place breaks its type, where json.loads would refuse it), and its float again in the
-    decoded fields."""
-    nonce, marks = secrets.token_hex(16), {}
-    if literals:
-        for k, (literal, value) in enumerate(((b"-Infinity", -math.inf), (b"Infinity", math.inf), (b"NaN", math.nan))):
-            if literal in text:
-                text, marks[k] = text.replace(literal, b'["%s", %d]' % (nonce.encode(), k)), value
-        if not marks:
+    msgspec refuses it. json.loads' NaN, Infinity and -Infinity, which msgspec refuses (at once where the typed decode
+    was ``refused`` by the text), are read as json.loads reads them: each becomes a marked list first (one inside a
+    string or in a key's place then breaks the text, and one in a record's place breaks its type, where json.loads
+    would refuse it), and its float again in the decoded fields."""
+    if not refused:
+        try:
+            return msgspec.to_builtins(_LOOSE.decode(_utf8(text)))
+        except msgspec.DecodeError:  # a NaN, say, after the record where the typed decode stopped
+            pass
+        except _REJECTED:
             return None
+    nonce, marks = secrets.token_hex(16), {}
+    for k, (literal, value) in enumerate(((b"-Infinity", -math.inf), (b"Infinity", math.inf), (b"NaN", math.nan))):
+        if literal in text:
+            text, marks[k] = text.replace(literal, b'["%s", %d]' % (nonce.encode(), k)), value
+    if not marks:
+        return None
     try:
         d = msgspec.to_builtins(_LOOSE.decode(_utf8(text)))
     except _REJECTED:
@@ -307,7 +313,7 @@ def _decode_loose(text: bytes, literals: bool) -> dict | None:
             return {k: restore(v) for k, v in value.items()}
         return value
 
-    return restore(d) if marks else d
+    return restore(d)
 
 
 # ------------------------------------------------------------------------------------------------ the typed path

@@ -99,7 +99,10 @@ LAYOUTS = {  # name: (text, whether the piece reader reads it; None: either way)
         False,
     ),
     "cut marks inside records": (lambda d: json.dumps(_inside_records(d)), None),
-    "lone surrogate in a record": (lambda d: json.dumps(_inside_records(d, keypoints="\ud800")), None),  # json.loads reads it
+    "lone surrogate in a record": (
+        lambda d: json.dumps(_inside_records(d, keypoints="\ud800")),
+        None,
+    ),  # json.loads reads it
 }
 
 
@@ -130,6 +133,10 @@ BAD_RECORDS = {  # annotations of _document() broken: ({record: change}, message
     "two commas": ({15: {"iscrowd": "TWO COMMAS"}}, "invalid JSON: Expecting property name enclosed in double quotes"),
     "not UTF-8": ({15: {"segmentation": "NOT UTF-8"}}, "invalid JSON: 'utf-8' codec can't decode byte 0xff"),
     "not UTF-8, first piece": ({2: {"segmentation": "NOT UTF-8"}}, "invalid JSON: 'utf-8' codec can't decode byte"),
+    "NaN after a bad record": (
+        {3: {"iscrowd": 2}, 25: {"area": float("nan")}},
+        "annotations[3] (id 4) 'iscrowd' must be 0 or 1, got 2",
+    ),
     "not UTF-8 after a bad record": (
         {3: {"iscrowd": 2}, 25: {"segmentation": "NOT UTF-8"}},
         "invalid JSON: 'utf-8' codec can't decode byte 0xff",
