@@ -138,22 +138,22 @@ def train2017_like(path: Path, images: int = 118_287, boxes: int = 860_001, seed
 
 
 def score(method: str, annotations: str, predictions: str) -> tuple[float, list[float]]:
-    """Score the files with ``method``, loading them included; return (seconds, the 12 numbers)."""
+    """Score the files with ``method``, loading them included (imports not); return (seconds, the 12 numbers)."""
+    from faster_coco_eval import COCO, COCOeval_faster
+    from pycocotools import cocoeval  # noqa: F401  (imported before the clock starts, as the others)
+
+    from cspdet.eval.coco import METRIC_KEYS, score_files
+    from cspdet.eval.reference import pycocotools_scores
+
     start = time.perf_counter()
     if method == "cspdet.eval":
-        from cspdet.eval.coco import METRIC_KEYS, score_files
-
         metrics = score_files(annotations, predictions)
         return time.perf_counter() - start, [metrics[k] for k in METRIC_KEYS]
     if method == "pycocotools":
-        from cspdet.eval.reference import pycocotools_scores
-
         with open(annotations, "rb") as a, open(predictions, "rb") as p:
             stats, _ = pycocotools_scores(json.load(a), json.load(p))
         return time.perf_counter() - start, stats.tolist()
-    from faster_coco_eval import COCO, COCOeval_faster  # as ultralytics' DetectionValidator.coco_evaluate calls it
-
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()):  # as ultralytics' DetectionValidator.coco_evaluate calls it
         gt = COCO(annotations)
         evaluator = COCOeval_faster(gt, gt.loadRes(predictions), "bbox")
         evaluator.evaluate()
