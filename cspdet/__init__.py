@@ -8,16 +8,12 @@ same for every process that imports ultralytics, unless ``CSPDET_AUTOLOAD=0``. S
 import importlib
 
 import _cspdet_hook
+from cspdet.catalog import BLOCKS, ROWS
 from cspdet.errors import CspdetError
+from cspdet.version import __version__ as __version__
 
-__version__ = "0.1.0"
 _EXPORTS = {
-    "C2fWRC": "cspdet.nn.stages",
-    "C3WRC": "cspdet.nn.stages",
-    "C3k2WRC": "cspdet.nn.stages",
-    "CSPBlock": "cspdet.nn.stages",
-    "ResidualBlock": "cspdet.nn.blocks",
-    "WeightedResidualBlock": "cspdet.nn.blocks",
+    **{name: BLOCKS[name].module for name in ROWS},
     "WRCSpec": "cspdet.nn.wrc",
     "register_module": "cspdet.integration.registry",
 }

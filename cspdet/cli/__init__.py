@@ -11,8 +11,8 @@ import argparse
 import importlib
 import sys
 
-from cspdet import __version__
 from cspdet.errors import CspdetError
+from cspdet.version import __version__
 
 COMMANDS = {  # name -> module of cspdet.cli
     "eval": "eval",

@@ -23,6 +23,7 @@ def run(args) -> int:
     import _cspdet_hook
     import cspdet
     from cspdet.integration import compat, plugin
+    from cspdet.patching import PATCHED
 
     plugin.install()  # already done by importing ultralytics; a no-op then
     status = compat.status()
@@ -42,10 +43,10 @@ def run(args) -> int:
         "probes (one per seam of cspdet.integration):",
     ]
     width = max(map(len, compat.SEAMS))
-    for seam, provides in compat.SEAMS.items():
-        state = f"FAILED: {status.failed[seam]}" if seam in status.failed else "ok"
-        lines.append(f"  {seam:<{width}}  {state}  ({provides})")
-    lines += ["", "patched in ultralytics:", *(f"  {name}" for name in status.patched or ["nothing"])]
+    for name, seam in compat.SEAMS.items():
+        state = f"FAILED: {status.failed[name]}" if name in status.failed else "ok"
+        lines.append(f"  {name:<{width}}  {state}  ({seam.provides})")
+    lines += ["", "patched in ultralytics:", *(f"  {name}" for name in PATCHED or ["nothing"])]
     lines += ["", "features that need a recent ultralytics:"]
     lines += [f"  {'yes' if has else 'no '}  {name}" for name, has in compat.upstream_features().items()]
     print("\n".join(lines))

@@ -30,9 +30,9 @@ def add_arguments(parser):
     parser.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
 
 
-def _device(args: list[str]) -> str | None:
-    """The value of the last ``device=`` argument, or None."""
-    values = [a.split("=", 1)[1] for a in args if a.startswith("device=")]
+def _argument(name: str, args: list[str]) -> str | None:
+    """The value of the last ``name=`` argument, or None."""
+    values = [a.split("=", 1)[1] for a in args if a.startswith(f"{name}=")]
     return values[-1] if values else None
 
 
@@ -63,7 +63,7 @@ def command(args) -> list[str]:
     nnodes = args.nnodes or 1
     if nnodes > 1 and not args.rdzv_endpoint:
         raise CspdetError(f"--nnodes {nnodes} needs --rdzv-endpoint HOST:PORT (one node's address, the same on all)")
-    nproc = args.nproc_per_node or _processes_per_node(_device(args.args))
+    nproc = args.nproc_per_node or _processes_per_node(_argument("device", args.args))
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nnodes", str(nnodes), "--nproc-per-node", str(nproc)]
     if args.rdzv_endpoint:
         torchrun += ["--rdzv-backend", "c10d", "--rdzv-endpoint", args.rdzv_endpoint]
@@ -78,7 +78,13 @@ def run(args) -> int:
     import os
     import shlex
     import subprocess
+    from pathlib import Path
 
+    from cspdet.imports import find_yaml_imports
+
+    model = _argument("model", args.args)
+    if model and Path(model).suffix in {".yaml", ".yml"} and Path(model).is_file():
+        find_yaml_imports(model)  # a missing one fails here, in one line, not in every process
     cmd = command(args)
     timeouts = {"CSPDET_DDP_JOIN_TIMEOUT": args.join_timeout, "CSPDET_DDP_TIMEOUT": args.timeout}
     env = {name: str(value) for name, value in timeouts.items() if value is not None}

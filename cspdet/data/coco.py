@@ -1,4 +1,4 @@
-"""COCO instances JSON to training labels: parsed once, vectorised, and cached next to the JSON keyed on its content.
+"""COCO instances JSON to training labels: parsed once, vectorised, and cached keyed on the JSON's content.
 
 The file is read and checked by ``cspdet.data.coco_format``, exactly as scoring reads it. Class k is the k-th category
 of the JSON sorted by category id; an image is identified by its ``file_name`` relative to its split's image folder.
@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from ultralytics.utils import LOGGER
 
+from cspdet.data.cache import cache_file
 from cspdet.data.coco_format import CocoFormatError, read_instances
 from cspdet.files import atomic_write
 
@@ -77,8 +78,8 @@ class CocoIndex:
 
 
 def cache_path(json_file: Path) -> Path:
-    """Where the parsed index of ``json_file`` is cached."""
-    return json_file.with_name(f"{json_file.stem}.cspdet.npz")
+    """Where the parsed index of ``json_file`` is cached: cspdet's cache folder (``cspdet.data.cache``)."""
+    return cache_file(json_file, ".cspdet.npz")
 
 
 def content_key(json_file: Path) -> str:
@@ -95,7 +96,7 @@ def load_coco(json_file, cache: bool = True) -> CocoIndex:
 
     Args:
         json_file (str | Path): COCO instances JSON.
-        cache (bool): Read and write the cache file next to the JSON.
+        cache (bool): Read and write the cache file (``cache_path``).
 
     Returns:
         (CocoIndex): The parsed annotations.
@@ -125,7 +126,7 @@ def load_coco(json_file, cache: bool = True) -> CocoIndex:
 
 
 def _save(index: CocoIndex, path: Path):
-    """Write the cache whole or not at all; a folder that is not writable only costs the cache."""
+    """Write the cache whole or not at all; a cache folder that cannot be written only costs the cache."""
     arrays = {k: getattr(index, k) for k in CocoIndex.__dataclass_fields__ if k != "counts"}
     arrays["counts"] = np.array([index.counts[k] for k in COUNTS], np.int64)
     try:

@@ -9,33 +9,48 @@ from ultralytics.data.dataset import YOLODataset
 from ultralytics.data.utils import get_hash
 from ultralytics.utils import LOCAL_RANK, LOGGER, TQDM
 
+from cspdet.data.cache import cache_file
 from cspdet.data.coco import load_coco
-from cspdet.integration.data import scan_images
+from cspdet.data.scan import scan_images
 
 SHOWN_MESSAGES = 10  # missing/corrupt image warnings printed one by one, the rest are counted
 
 
-def split_annotations(data: dict, img_path) -> Path | None:
-    """Return the COCO JSON that ``data['annotations']`` gives for the split whose image folder is ``img_path``."""
-    for split, json_file in (data.get("annotations") or {}).items():
-        folder = data.get(split)
-        if isinstance(folder, str) and isinstance(img_path, (str, Path)) and Path(folder) == Path(img_path):
-            return Path(json_file)
+def split_annotations(data: dict, img_path, split: str) -> tuple[str, Path] | None:
+    """Return the split and the COCO JSON that ``data['annotations']`` gives for the images in ``img_path``.
+
+    Splits may share one image folder (their JSONs select the images): then ``split``, the one being built, decides.
+    Otherwise the split is the one whose folder is ``img_path``, whatever ``split`` says (a dataset built by hand).
+    """
+    annotations = data.get("annotations") or {}
+    if not isinstance(img_path, (str, Path)):
+        return None
+    sharing = [s for s in annotations if isinstance(data.get(s), str) and Path(data[s]) == Path(img_path)]
+    if split in sharing or len(sharing) == 1:
+        chosen = split if split in sharing else sharing[0]
+        return chosen, Path(annotations[chosen])
+    if sharing:
+        raise ValueError(
+            f"{data.get('yaml_file') or 'data YAML'}: splits {', '.join(sharing)} share the image folder {img_path}, "
+            f"and the split being built, '{split}', is none of them"
+        )
     return None
 
 
 class COCODataset(YOLODataset):
     """YOLODataset whose labels come from the COCO JSON that the data YAML's ``annotations:`` gives for its split.
 
-    The image list is the JSON's ``images`` (joined to the split's image folder); images are checked with ultralytics'
-    image check (missing or corrupt ones are skipped and counted) and the result is cached in ``<json stem>.cache``
-    next to the JSON (``cspdet.integration.data.scan_images``). A split without a JSON is read exactly as YOLODataset
-    reads it.
+    The split is ``train`` for a training dataset and ``hyp.split`` (``val`` unless told) for a validation one, as
+    ultralytics picks them; splits that share an image folder read exactly the images of their own JSON. The image
+    list is the JSON's ``images`` (joined to the split's image folder); images are checked with ultralytics' image
+    check (missing or corrupt ones are skipped and counted) and the result is cached in cspdet's cache folder
+    (``cspdet.data.scan``, ``cspdet.data.cache``). A split without a JSON is read exactly as YOLODataset reads it.
     """
 
     def __init__(self, img_path, *args, data: dict, task: str = "detect", **kwargs):
         """Initialise like YOLODataset (same arguments)."""
-        self.json_file = split_annotations(data, img_path)
+        building = "train" if kwargs.get("augment") else getattr(kwargs.get("hyp"), "split", None) or "val"
+        self.split, self.json_file = split_annotations(data, img_path, building) or (building, None)
         if self.json_file and task != "detect":
             raise ValueError(f"{self.json_file}: COCO JSON annotations give boxes, which task={task} cannot train on")
         super().__init__(img_path, *args, data=data, task=task, **kwargs)
@@ -59,7 +74,7 @@ class COCODataset(YOLODataset):
         """Labels of the images found, from the COCO index; logs one line with every count."""
         if not self.json_file:
             return super().get_labels()
-        cache_path = self.json_file.with_suffix(".cache")
+        cache_path = cache_file(self.json_file, ".cache")
         cache_hash = get_hash([*self.im_files, self.index.key])  # the JSON's content, the images' paths and stats
         cache, exists = scan_images(self.im_files, self.prefix, cache_path, cache_hash)
         found, missing, _, corrupt, total = cache["results"]
@@ -89,8 +104,8 @@ class COCODataset(YOLODataset):
                 }
             )
         LOGGER.info(
-            f"{self.prefix}{self.json_file.name}: {self.index.summary()}, {missing} missing images, "
-            f"{corrupt} corrupt images"
+            f"{self.prefix}'{self.split}' split, {self.json_file.name}: {self.index.summary()}, {missing} missing "
+            f"images, {corrupt} corrupt images"
         )
         if resized:
             LOGGER.warning(

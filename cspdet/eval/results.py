@@ -61,10 +61,12 @@ class CocoResults:
             )
         ]
 
-    def score(self, save_dir: str | Path) -> dict:
-        """Write predictions.json, score it (see ``evaluate``) and write coco_metrics.json into ``save_dir``."""
+    def score(self, save_dir: str | Path | None = None) -> dict:
+        """Score the detections (see ``evaluate``); with ``save_dir``, write predictions.json and coco_metrics.json."""
         predictions = self.predictions() if self.detections else []
-        save_json(predictions, Path(save_dir) / "predictions.json")
+        if save_dir is not None:
+            save_json(predictions, Path(save_dir) / "predictions.json")
         metrics = evaluate(self.gt, predictions, image_ids=self.image_ids.values(), name="predictions.json")
-        save_json(metrics, Path(save_dir) / "coco_metrics.json")
+        if save_dir is not None:
+            save_json(metrics, Path(save_dir) / "coco_metrics.json")
         return metrics

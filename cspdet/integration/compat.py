@@ -1,16 +1,17 @@
 """Which ultralytics cspdet runs on: one probe per seam, the tested range, and the error for a disabled seam.
 
-Each module of ``cspdet.integration`` that depends on ultralytics internals (a *seam*) has ``probe()``, which raises,
-saying what is missing, when the installed ultralytics lacks what that module needs. ``status()`` imports every seam
-and runs its probe once per process; ``plugin.install()`` installs the seams that passed and warns once about the
-rest. Decisions rest on the probes alone: the version only says whether the release is one cspdet was tested with.
-A cspdet feature whose seam is disabled fails on use with ``UnsupportedUltralytics`` (``require``).
+Each module of ``cspdet.integration`` that depends on ultralytics internals (a *seam*, ``SEAMS``) has ``probe()``,
+which raises, saying what is missing, when the installed ultralytics lacks what that module needs. ``status()``
+imports every seam and runs its probe once per process, and turns off the seams that need one that failed (``needs``);
+``plugin.install()`` installs the seams that passed and warns once about the rest. Decisions rest on the probes
+alone: the version only says whether the release is one cspdet was tested with. A cspdet feature whose seam is
+disabled fails on use with ``UnsupportedUltralytics`` (``require``).
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import metadata
 
 from packaging.specifiers import SpecifierSet
@@ -18,15 +19,34 @@ from packaging.version import InvalidVersion, Version
 
 from cspdet.errors import CspdetError
 
-# The modules of cspdet.integration that touch ultralytics internals (install order) and what each one provides.
+
+@dataclass(frozen=True)
+class Seam:
+    """A module of cspdet.integration that touches ultralytics internals.
+
+    Args:
+        provides (str): What it gives cspdet's users, in words.
+        needs (tuple): Seams without which it must stay off, even when its own probe passes.
+    """
+
+    provides: str
+    needs: tuple[str, ...] = ()
+
+
+# The seams in install order.
 SEAMS = {
-    "registry": "cspdet modules in model YAMLs, fuse() folding, weights-only loading of cspdet checkpoints",
-    "configs": "cspdet model YAMLs by bare name and the '-<scale>' suffix",
-    "training": "WRC weights kept out of weight decay and recorded every epoch",
-    "data": "'annotations:' (COCO JSON) data, bundled data YAMLs, augmentation pipeline YAMLs",
-    "evaluation": "official COCO metrics in yolo val of 'annotations:' data",
-    "predictor": "cspdet video",
-    "distributed": "training across machines under torchrun",
+    "registry": Seam(
+        "cspdet modules in model YAMLs, fuse() folding, weights-only loading of cspdet checkpoints",
+        needs=("training",),  # a cspdet model trained without the training seam would decay its WRC weights
+    ),
+    "configs": Seam("cspdet model YAMLs by bare name and the '-<scale>' suffix, their 'imports:'"),
+    "training": Seam("WRC weights kept out of weight decay and recorded every epoch"),
+    "data": Seam("'annotations:' (COCO JSON) data, bundled data YAMLs, augmentation pipeline YAMLs"),
+    "evaluation": Seam("official COCO metrics in yolo val of 'annotations:' data"),
+    "loggers": Seam("COCO numbers and WRC weights per epoch in results.csv and the experiment loggers"),
+    "predictor": Seam("cspdet video"),
+    "distributed": Seam("training across machines under torchrun"),
+    "transfer": Seam("pretrained weights into modified model YAMLs, matched layer by layer"),
 }
 NEWEST_TESTED = "8.4.190"  # the newest release in docs/compat.md; the oldest is the lower bound in pyproject.toml
 
@@ -66,15 +86,13 @@ class Status:
     Args:
         release (str): The installed ultralytics version.
         tested (bool): Whether the release is one cspdet was tested with (``is_tested``).
-        failed (dict): Seam name -> why its probe failed.
-        patched (list): What install() changed in ultralytics, as 'module.attribute' names.
-        installed (bool): Whether install() has run.
+        failed (dict): Seam name -> why it is off (its probe failed, or a seam it needs is off).
+        installed (bool): Whether install() has run (``cspdet.patching.PATCHED`` lists what it changed).
     """
 
     release: str
     tested: bool
     failed: dict[str, str]
-    patched: list[str] = field(default_factory=list)
     installed: bool = False
 
     def error(self, use: str, seams) -> UnsupportedUltralytics:
@@ -94,6 +112,16 @@ def probe(name: str):
     importlib.import_module(f"cspdet.integration.{name}").probe()
 
 
+def _off_by_needs(failed: dict[str, str]):
+    """Add to ``failed`` every seam that needs a failed seam, directly or through others."""
+    changed = True
+    while changed:
+        off = {name: seam for name, seam in SEAMS.items() if name not in failed and set(seam.needs) & set(failed)}
+        for name, seam in off.items():
+            failed[name] = f"needs {', '.join(repr(n) for n in seam.needs if n in failed)}, which is off"
+        changed = bool(off)
+
+
 def status() -> Status:
     """Probe every seam once per process and return the result."""
     global _status
@@ -106,6 +134,7 @@ def status() -> Status:
                 probe(name)
             except Exception as e:  # any failure disables the seam; the message says why
                 failed[name] = f"{type(e).__name__}: {e}"
+        _off_by_needs(failed)
         _status = Status(ultralytics.__version__, is_tested(ultralytics.__version__), failed)
     return _status
 

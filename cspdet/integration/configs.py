@@ -1,4 +1,5 @@
-"""Model YAML lookup: cspdet's bundled configs by bare name, and the scale picked by a ``-<scale>`` suffix."""
+"""Model YAML lookup: cspdet's bundled configs by bare name, the scale picked by a ``-<scale>`` suffix, and the
+modules that a YAML's ``imports:`` lists, imported before its rows are parsed."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import re
 from pathlib import Path
 
 from cspdet.bundled import bundled
+from cspdet.imports import import_items
 
 
 def _existing(path: Path) -> Path | None:
@@ -34,18 +36,23 @@ def find_model_yaml(path) -> tuple[Path, str] | None:
 
 
 def load_model_yaml(original, path) -> dict:
-    """Run ultralytics' ``original`` yaml_model_load with cspdet's lookup; an unknown scale is an error."""
+    """Run ultralytics' ``original`` yaml_model_load with cspdet's lookup (an unknown scale is an error), then import
+    the YAML's ``imports:`` (``cspdet.imports.import_items``) before anything parses its rows."""
     found = find_model_yaml(path)
     if found is None:
-        return original(path)
-    file, scale = found
-    d = original(file)
-    scales = d.get("scales") or {}
-    if scale and scale not in scales:
-        hint = f"one of {', '.join(scales)}" if scales else "none: the file defines no 'scales'"
-        raise ValueError(f"{path}: scale '{scale}' is not defined in {file} (scales: {hint})")
-    d["scale"] = scale or d["scale"]
-    d["yaml_file"] = str(path)
+        d = original(path)
+        file = Path(path)
+    else:
+        file, scale = found
+        d = original(file)
+        scales = d.get("scales") or {}
+        if scale and scale not in scales:
+            hint = f"one of {', '.join(scales)}" if scales else "none: the file defines no 'scales'"
+            raise ValueError(f"{path}: scale '{scale}' is not defined in {file} (scales: {hint})")
+        d["scale"] = scale or d["scale"]
+        d["yaml_file"] = str(path)
+    if d.get("imports") is not None:
+        import_items(d["imports"], file)
     return d
 
 
@@ -62,6 +69,6 @@ def install():
     """Look model YAMLs up with cspdet's bundled names and scale suffix, wherever ultralytics loads one."""
     from ultralytics.nn import tasks
 
-    from cspdet.integration.plugin import wrap_everywhere
+    from cspdet.patching import wrap_everywhere
 
     wrap_everywhere(tasks, "yaml_model_load", load_model_yaml)

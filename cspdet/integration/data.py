@@ -2,30 +2,25 @@
 
 - ``check_det_dataset`` accepts ``annotations: {split: JSON}`` (``names`` then optional: they come from the JSON
   categories), resolves the JSON paths to absolute ones, and finds cspdet's bundled data YAMLs by bare name.
-- ``build_yolo_dataset`` builds cspdet's COCODataset, which is YOLODataset unless the split has a COCO JSON; its
-  image scan (``scan_images``) is cached next to the JSON.
+- ``build_yolo_dataset`` builds cspdet's COCODataset (``cspdet.data.dataset``), which is YOLODataset unless the split
+  has a COCO JSON.
 - The trainer turns ``augmentations=<pipeline.yaml>`` into albumentations transforms before anything else runs.
 
 Releases differ in how check_det_dataset reads the YAML (``YAML.load`` from 8.3.x on, ``yaml_load`` in 8.3.0); the
-scan uses only helpers that every release has (``verify_image``, ``exif_size``, the dataset cache files).
+probe also checks the helpers that COCODataset's image scan uses (``cspdet.data.scan``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-from itertools import repeat
-from multiprocessing.pool import ThreadPool
 from pathlib import Path
 
 from ultralytics.data import utils
-from ultralytics.utils import NUM_THREADS, TQDM
 
 from cspdet.integration import compat
-from cspdet.integration.plugin import replaced
+from cspdet.patching import replaced
 
 NAMES_FROM_JSON = "<names from the annotations JSON>"
-CACHE_VERSION = "cspdet-coco-1"  # cspdet's own scan cache: its labels hold (file, shape, JSON index)
 
 
 def _fill_names(data):
@@ -107,61 +102,16 @@ def check_det_dataset(original, dataset, *args, **kwargs) -> dict:
     return data
 
 
-def init_trainer(original, trainer, cfg=None, overrides=None, _callbacks=None):
-    """BaseTrainer.__init__ with ``augmentations`` given as a pipeline YAML built into albumentations transforms."""
-    from ultralytics.cfg import DEFAULT_CFG
-
+@contextlib.contextmanager
+def set_up_trainer(trainer, cfg, overrides):
+    """Around BaseTrainer.__init__ (``plugin.TRAINER_SET_UP``): ``augmentations`` given as a pipeline YAML becomes
+    albumentations transforms."""
     from cspdet.data.augment import load_pipeline
 
     pipeline = (overrides or {}).get("augmentations")
     if isinstance(pipeline, (str, Path)):
         overrides = {**overrides, "augmentations": load_pipeline(pipeline)}
-    original(trainer, DEFAULT_CFG if cfg is None else cfg, overrides, _callbacks)
-
-
-def _check_image(args: tuple) -> tuple:
-    """Check one image with ultralytics' ``verify_image``: (index, file, (h, w) or None, missing, corrupt, message)."""
-    i, im_file, prefix = args
-    if not os.path.isfile(im_file):
-        return i, im_file, None, 1, 0, f"{prefix}{im_file}: image missing, skipped"
-    _, found, _, msg = utils.verify_image(((im_file, None), prefix))
-    if not found:
-        reason = msg.split("ignoring corrupt image/label: ", 1)[-1]
-        return i, im_file, None, 0, 1, f"{prefix}{im_file}: corrupt image, skipped: {reason}"
-    from PIL import Image
-
-    with Image.open(im_file) as im:
-        w, h = utils.exif_size(im)
-    return i, im_file, (h, w), 0, 0, msg
-
-
-def scan_images(files: list[str], prefix: str, cache_path: Path, cache_hash: str) -> tuple[dict, bool]:
-    """Check ``files`` in threads, or load the result from ``cache_path`` when its hash matches.
-
-    Returns:
-        (dict): ``labels`` ({'im_file', 'shape', 'index'} of each usable image), ``results`` (found, missing, 0,
-            corrupt, total) and ``msgs``.
-        (bool): Whether the result came from the cache.
-    """
-    with contextlib.suppress(Exception):  # missing, stale or unreadable cache: scan again
-        cache = utils.load_dataset_cache_file(cache_path)
-        if cache["version"] == CACHE_VERSION and cache["hash"] == cache_hash:
-            return cache, True
-    labels, msgs, found, missing, corrupt = [], [], 0, 0, 0
-    with ThreadPool(NUM_THREADS) as pool:
-        results = pool.imap(_check_image, zip(range(len(files)), files, repeat(prefix)))
-        bar = TQDM(results, desc=f"{prefix}Scanning {cache_path}...", total=len(files))
-        for i, im_file, shape, m, c, msg in bar:
-            found, missing, corrupt = found + bool(shape), missing + m, corrupt + c
-            if shape:
-                labels.append({"im_file": im_file, "shape": shape, "index": i})
-            if msg:
-                msgs.append(msg)
-            bar.desc = f"{prefix}Scanning {cache_path}... {found} images, {missing} missing, {corrupt} corrupt"
-        bar.close()
-    cache = {"labels": labels, "results": (found, missing, 0, corrupt, len(files)), "msgs": msgs, "hash": cache_hash}
-    utils.save_dataset_cache_file(prefix, cache_path, cache, CACHE_VERSION)
-    return cache, False
+    yield cfg, overrides
 
 
 def probe():
@@ -173,8 +123,7 @@ def probe():
     from ultralytics.engine.trainer import BaseTrainer
 
     needed = {
-        "ultralytics.data.utils": (utils, "check_det_dataset verify_image exif_size get_hash load_dataset_cache_file "
-                                   "save_dataset_cache_file"),
+        "ultralytics.data.utils": (utils, "check_det_dataset verify_image exif_size get_hash load_dataset_cache_file"),
         "ultralytics.data.build": (build, "YOLODataset build_yolo_dataset"),
         "YOLODataset": (YOLODataset, "get_img_files get_labels"),
     }  # fmt: skip
@@ -191,14 +140,11 @@ def probe():
 
 
 def install():
-    """Patch ultralytics' dataset check, dataset builder and trainer set-up."""
+    """Patch ultralytics' dataset check and dataset builder (the trainer's set-up: ``set_up_trainer``)."""
     from ultralytics.data import build
-    from ultralytics.engine.trainer import BaseTrainer
 
     from cspdet.data.dataset import COCODataset
-    from cspdet.integration.plugin import wrap, wrap_everywhere
+    from cspdet.patching import patch, wrap_everywhere
 
     wrap_everywhere(utils, "check_det_dataset", check_det_dataset)
-    build.YOLODataset = COCODataset
-    compat.status().patched.append("ultralytics.data.build.YOLODataset")
-    wrap(BaseTrainer, "__init__", init_trainer)
+    patch(build, "YOLODataset", COCODataset)

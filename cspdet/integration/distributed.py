@@ -14,75 +14,32 @@ Ultralytics sizes its DDP world by the local ``device`` list and forms no proces
   folder, which every node must see (checked at start);
 - a lost process ends the job on every node with an error that says how to resume.
 
-``CSPDET_DDP_JOIN_TIMEOUT`` (seconds, default 600) bounds how long a process waits for the others at start,
-``CSPDET_DDP_TIMEOUT`` (default 10800, ultralytics' own) bounds every collective operation during training.
+The meeting at start (the store exchange, the checks, the waits) is ``cspdet.launch``, which needs torch alone; this
+module gives it the trainer's arguments and wraps the trainer. ``CSPDET_DDP_JOIN_TIMEOUT`` (seconds, default 600)
+bounds how long a process waits for the others at start, ``CSPDET_DDP_TIMEOUT`` (default 10800, ultralytics' own)
+bounds every collective operation during training.
 """
 
 from __future__ import annotations
 
 import contextlib
 import inspect
-import itertools
-import json
-import os
-import socket
-import time
-from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-from ultralytics.utils import LOCAL_RANK, LOGGER, RANK, colorstr
+from ultralytics.utils import LOGGER, colorstr
 
-from cspdet.errors import CspdetError
-from cspdet.integration.plugin import replaced
-
-_JOINS = itertools.count()  # trainers started in this process: the same sequence on every rank
-
-
-class LaunchError(CspdetError, RuntimeError):
-    """A torchrun launch that cspdet cannot honour, or a job that lost one of its processes."""
-
-
-def _seconds(name: str, default: float) -> timedelta:
-    try:
-        return timedelta(seconds=float(os.environ.get(name, default)))
-    except ValueError:
-        raise LaunchError(f"environment variable {name}={os.environ[name]!r} is not a number of seconds") from None
-
-
-@dataclass
-class Launch:
-    """This process's place in a launcher-started job, and what the job agreed on at start."""
-
-    rank: int
-    local_rank: int
-    world_size: int
-    local_world_size: int
-    host: str
-    device: torch.device | None = None
-    store: dist.Store | None = None  # the job's key-value store, under a prefix of this trainer's own
-    timeout: timedelta | None = None  # of collective operations once started
-
-    @classmethod
-    def from_env(cls) -> Launch | None:
-        """The launch described by torchrun's environment variables, or None outside a multi-process launch."""
-        world_size = int(os.environ.get("WORLD_SIZE", 1))
-        if world_size < 2 or LOCAL_RANK == -1:
-            return None
-        return cls(RANK, LOCAL_RANK, world_size, int(os.environ.get("LOCAL_WORLD_SIZE", 0)), socket.gethostname())
-
-    def where(self) -> str:
-        return f"rank {self.rank} ({self.host})"
+from cspdet import launch as job
+from cspdet.launch import Launch, LaunchError
+from cspdet.patching import replaced
+from cspdet.version import __version__
 
 
 def _versions() -> dict:
     import ultralytics
-
-    from cspdet import __version__
 
     return {"cspdet": __version__, "ultralytics": ultralytics.__version__, "torch": torch.__version__}
 
@@ -99,165 +56,49 @@ def _resolved_args(cfg, overrides):
     return probe.args
 
 
-def _local_device(device, launch: Launch) -> tuple[torch.device | None, str | None]:
-    """This process's device from the ``device`` argument, or None and what is wrong with it."""
-    if isinstance(device, (list, tuple)):
-        device = ",".join(str(d) for d in device)
-    text = str("" if device is None else device).lower().replace("cuda:", "").replace(" ", "")
-    if text == "cpu":
-        return torch.device("cpu"), None
-    if text in {"", "none"}:
-        if not torch.cuda.is_available():
-            return torch.device("cpu"), None
-        text = ",".join(str(i) for i in range(launch.local_world_size))
-    indices = text.split(",")
-    if not all(i.isdigit() for i in indices) or len(set(indices)) < len(indices):
-        return None, f"device={device}: under torchrun, name distinct CUDA GPUs by index (device=0,1), or cpu"
-    if len(indices) != launch.local_world_size:
-        return None, (
-            f"device={device} names {len(indices)} device(s), but torchrun started {launch.local_world_size} "
-            f"process(es) on this node (--nproc-per-node {launch.local_world_size}): name one device per process, "
-            f"e.g. device={','.join(str(i) for i in range(launch.local_world_size))}"
-        )
-    count = torch.cuda.device_count()
-    if max(int(i) for i in indices) >= count:
-        return None, f"device={device}, but this node has {count} CUDA device(s)"
-    return torch.device("cuda", int(indices[launch.local_rank])), None
-
-
 def _local_check(cfg, overrides, launch: Launch) -> dict:
-    """What this process brings to the start: versions, device, problems, and (rank 0) the run folder."""
+    """What this process brings to the start (``cspdet.launch.report``): versions, device, problems, and rank 0's
+    run folder."""
     from ultralytics.cfg import get_save_dir
 
-    report = {"rank": launch.rank, "host": launch.host, "versions": _versions(), "device": None, "problems": []}
     if not launch.local_world_size:
-        report["problems"].append("LOCAL_WORLD_SIZE is not set: launch with torchrun")
-        return report
+        return job.report(launch, _versions(), None, ["LOCAL_WORLD_SIZE is not set: launch with torchrun"])
     try:
         args = _resolved_args(cfg, overrides)
-    except Exception as e:  # reported to every process below, instead of leaving them waiting
-        report["problems"].append(f"{type(e).__name__}: {e}")
-        return report
-    device, problem = _local_device(args.device, launch)
-    report["device"] = device and str(device)
-    if problem:
-        report["problems"].append(problem)
+    except Exception as e:  # reported to every process, instead of leaving them waiting
+        return job.report(launch, _versions(), None, [f"{type(e).__name__}: {e}"])
+    device, problem = job.local_device(args.device, launch)
+    problems = [problem] if problem else []
     if not isinstance(args.batch, int) or args.batch < launch.world_size or args.batch % launch.world_size:
-        report["problems"].append(
+        problems.append(
             f"batch={args.batch} is the global batch and must be a multiple of the {launch.world_size} processes "
             f"(batch / {launch.world_size} images per process)"
         )
-    if launch.rank == 0 and not args.resume:
-        report["save_dir"] = str(get_save_dir(args))  # the one run folder; a resumed run keeps its checkpoint's
-    return report
+    extra = {"save_dir": str(get_save_dir(args))} if launch.rank == 0 and not args.resume else {}  # the one folder
+    return job.report(launch, _versions(), device and str(device), problems, **extra)
 
 
-def _job_problems(reports: list[dict]) -> list[str]:
-    """Problems of the whole job, the same on every process."""
-    problems = [f"rank {r['rank']} ({r['host']}): {p}" for r in reports for p in r["problems"]]
-    for package in reports[0]["versions"]:
-        found = {}
-        for r in reports:
-            found.setdefault(r["versions"][package], []).append(f"{r['rank']} ({r['host']})")
-        if len(found) > 1:
-            problems.append(
-                f"mixed {package} versions: "
-                + "; ".join(f"{version} on rank {', '.join(ranks)}" for version, ranks in found.items())
-                + f"; install one {package} version on every node"
-            )
-    kinds = {r["device"].split(":")[0] for r in reports if r["device"]}
-    if len(kinds) > 1:
-        problems.append(f"processes would train on different kinds of device ({', '.join(sorted(kinds))})")
-    return problems
+@contextlib.contextmanager
+def set_up_trainer(trainer, cfg, overrides):
+    """Around BaseTrainer.__init__ (``plugin.TRAINER_SET_UP``): under a launcher, meet the job first and take rank
+    0's run folder; once the trainer is built, check that every process sees that folder and take the job's world
+    size. Outside a launch, nothing."""
+    from ultralytics.cfg import cfg2dict
 
-
-def _wait(store: dist.Store, keys: list[str], launch: Launch, what: str):
-    """Wait for ``keys`` in ``store``; raise a LaunchError naming the processes that never wrote theirs."""
-    try:
-        store.wait(keys)
-    except dist.DistStoreError as e:  # the store's timeout
-        missing = [k for k in keys if not store.check([k])]
-        raise LaunchError(
-            f"{launch.where()}: {what}: no word from {', '.join(missing)} within {store.timeout.total_seconds():.0f} s "
-            "(CSPDET_DDP_JOIN_TIMEOUT). Every node must run the same command with cspdet installed: see the logs of "
-            "the other nodes"
-        ) from e
-    except dist.DistError as e:  # the store went away
-        raise LaunchError(
-            f"{launch.where()}: {what}: lost the job's store, which torchrun on node rank 0 serves ({e}). See the logs "
-            "of the other nodes"
-        ) from e
-
-
-def join(launch: Launch, cfg, overrides) -> dict | None:
-    """Meet every process of the job, check the launch, form the process group; return rank 0's run folder args.
-
-    Returns:
-        (dict | None): ``{"save_dir": ...}`` for a new run (every rank then uses rank 0's folder), None on resume.
-    """
-    join_timeout, launch.timeout = _seconds("CSPDET_DDP_JOIN_TIMEOUT", 600), _seconds("CSPDET_DDP_TIMEOUT", 10800)
-    store, _, _ = next(dist.rendezvous("env://", launch.rank, launch.world_size, timeout=join_timeout))
-    launch.store = dist.PrefixStore(f"cspdet/trainer{next(_JOINS)}/", store)
-    report = _local_check(cfg, overrides, launch)
-    launch.store.set(f"rank {launch.rank}", json.dumps(report))
-    everyone = [f"rank {r}" for r in range(launch.world_size)]
-    _wait(launch.store, everyone, launch, "starting the job")
-    reports = [json.loads(launch.store.get(k)) for k in everyone]
-    problems = _job_problems(reports)
-    if problems:
-        nodes = len({r["host"] for r in reports})
-        raise LaunchError(
-            f"cspdet cannot run this torchrun job ({launch.world_size} processes on {nodes} host(s)):\n- "
-            + "\n- ".join(problems)
-        )
-    launch.device = torch.device(report["device"])
-    if launch.device.type == "cuda":
-        torch.cuda.set_device(launch.device)
-    if not dist.is_initialized():
-        backend = "nccl" if launch.device.type == "cuda" else "gloo"
-        dist.init_process_group(
-            backend, store=store, rank=launch.rank, world_size=launch.world_size, timeout=launch.timeout
-        )
+    launch = Launch.from_env()
+    if launch is None:
+        yield cfg, overrides
+        return
+    trainer.cspdet_launch = launch
+    reports = job.join(launch, lambda: _local_check(cfg, overrides, launch))
     LOGGER.info(
         f"{colorstr('cspdet:')} torchrun job of {launch.world_size} processes on "
         f"{len({r['host'] for r in reports})} host(s), {dist.get_backend()} on {launch.device.type}"
     )
-    return {"save_dir": reports[0]["save_dir"]} if "save_dir" in reports[0] else None
-
-
-def check_run_folder(trainer, launch: Launch):
-    """Every process must see the run folder rank 0 made (checkpoints, resume and final validation read it)."""
-    marker = Path(trainer.save_dir) / "args.yaml"
-    if launch.rank == 0:
-        launch.store.set("run folder", str(trainer.save_dir))
-    else:
-        _wait(launch.store, ["run folder"], launch, "waiting for rank 0's run folder")
-        launch.store.set(f"sees {launch.rank}", "1" if marker.is_file() else "0")
-    others = [f"sees {r}" for r in range(1, launch.world_size)]
-    _wait(launch.store, others, launch, "checking the run folder")
-    blind = [k.split()[1] for k in others if launch.store.get(k) == b"0"]
-    if blind:
-        raise LaunchError(
-            f"the run folder {trainer.save_dir} made by rank 0 is not visible to rank {', '.join(blind)}: put "
-            "project= on a filesystem that every node shares (checkpoints, resume and the final validation need it)"
-        )
-    launch.store.set_timeout(launch.timeout)  # started: from now on the job waits as long as its collectives
-
-
-def init_trainer(original, trainer, cfg=None, overrides=None, _callbacks=None):
-    """BaseTrainer.__init__ that joins a launcher's job first and takes its world size."""
-    from ultralytics.cfg import DEFAULT_CFG, cfg2dict
-
-    cfg = DEFAULT_CFG if cfg is None else cfg
-    launch = Launch.from_env()
-    if launch is None:
-        return original(trainer, cfg, overrides, _callbacks)
-    trainer.cspdet_launch = launch
-    folder = join(launch, cfg, overrides)
-    if folder:
-        cfg = {**cfg2dict(cfg), **folder}
-    original(trainer, cfg, overrides, _callbacks)
-    check_run_folder(trainer, launch)
+    if "save_dir" in reports[0]:  # a new run: every rank uses rank 0's folder (a resumed run keeps its own)
+        cfg = {**cfg2dict(cfg), "save_dir": reports[0]["save_dir"]}
+    yield cfg, overrides
+    job.check_shared_folder(launch, Path(trainer.save_dir), Path(trainer.save_dir) / "args.yaml")
     if "world_size" not in inspect.signature(type(trainer)._do_train).parameters:
         trainer.world_size = launch.world_size  # batch split, loss scaling, DDP wrap, EMA and AMP sync
 
@@ -266,20 +107,16 @@ def _launch(trainer) -> Launch | None:
     return getattr(trainer, "cspdet_launch", None)
 
 
-def _barrier(launch: Launch):
-    dist.barrier(device_ids=[launch.device.index]) if launch.device.type == "cuda" else dist.barrier()
-
-
 def rank_zero_first(original, trainer, *args, **kwargs):
     """Rank 0 of the whole job runs ``original`` (dataset checks, label caches) before every other rank."""
     launch = _launch(trainer)
     if launch is None:
         return original(trainer, *args, **kwargs)
     if launch.rank != 0:
-        _barrier(launch)
+        job.barrier(launch)
     result = original(trainer, *args, **kwargs)
     if launch.rank == 0:
-        _barrier(launch)
+        job.barrier(launch)
     return result
 
 
@@ -292,7 +129,7 @@ def get_dataloader(original, trainer, *args, **kwargs):
 
 
 def setup_ddp(original, trainer, *args, **kwargs):
-    """BaseTrainer._setup_ddp: the process group exists already (see join); train on this process's device."""
+    """BaseTrainer._setup_ddp: the process group exists already (cspdet.launch.join); train on this process's device."""
     launch = _launch(trainer)
     if launch is None:
         return original(trainer, *args, **kwargs)
@@ -312,17 +149,8 @@ def setup_train(original, trainer, *args, **kwargs):
     """BaseTrainer._setup_train with LaunchDDP as the DDP wrapper."""
     if _launch(trainer) is None:
         return original(trainer, *args, **kwargs)
-    parallel = torch.nn.parallel
-    parallel.DistributedDataParallel = LaunchDDP
-    try:
+    with replaced(torch.nn.parallel, DistributedDataParallel=LaunchDDP):
         return original(trainer, *args, **kwargs)
-    finally:
-        parallel.DistributedDataParallel = DistributedDataParallel
-
-
-def _lost_peer(error: BaseException) -> bool:
-    """Whether ``error`` says that another process of the job went away (or stopped answering)."""
-    return isinstance(error, dist.DistError) or "gloo/transport" in str(error)
 
 
 def do_train(original, trainer, *args, **kwargs):
@@ -335,7 +163,7 @@ def do_train(original, trainer, *args, **kwargs):
     try:
         return original(trainer, *args, **kwargs)
     except Exception as e:
-        if not _lost_peer(e):
+        if not job.lost_peer(e):
             raise
         last = Path(trainer.last)
         resume = f"with the same launch and 'resume model={last}'" if last.is_file() else "anew (no last.pt yet)"
@@ -387,15 +215,7 @@ def final_eval(original, trainer):
     launch = _launch(trainer)
     if launch is None:
         return original(trainer)
-    best = Path(trainer.best)
-    if launch.rank == 0:
-        launch.store.set("best", "1" if best.is_file() else "0")
-    elif launch.store.get("best") == b"1":  # every rank validates best.pt from 8.3.218 on; before, rank 0 alone
-        deadline = time.monotonic() + 60
-        while not best.is_file() and time.monotonic() < deadline:  # a network filesystem may show it late
-            time.sleep(1)
-        if not best.is_file():
-            raise LaunchError(f"{launch.where()}: rank 0 saved {best}, but this node does not see it after 60 s")
+    job.see_rank_zero_file(launch, Path(trainer.best), "best")  # every rank validates best.pt from 8.3.218 on
     with _validation_on(launch.device):
         return original(trainer)
 
@@ -433,14 +253,13 @@ def probe():
 
 
 def install():
-    """Patch the trainer for launcher-driven training (called by cspdet's install; a no-op outside a launch)."""
+    """Patch the trainer for launcher-driven training (a no-op outside a launch); its set-up: ``set_up_trainer``."""
     from ultralytics.engine.trainer import BaseTrainer
     from ultralytics.models.yolo.detect import DetectionTrainer
 
-    from cspdet.integration.plugin import wrap
+    from cspdet.patching import wrap
 
-    for name, replacement in {
-        "__init__": init_trainer,
+    for name, replacement in {  # BaseTrainer.__init__: set_up_trainer
         "get_dataset": rank_zero_first,
         "_setup_ddp": setup_ddp,
         "_setup_train": setup_train,

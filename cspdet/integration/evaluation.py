@@ -1,10 +1,11 @@
 """Official COCO metrics in ``yolo val`` and in the validation of best.pt after training, for COCO-format data.
 
-For a data YAML with ``annotations: {split: JSON}``, standalone validation also records each image's detections
-with the JSON's image and category ids, scores them against the JSON with cspdet.eval (crowd regions ignored, 100
-detections per image), prints the 12 COCO numbers and the per-class AP after ultralytics' table, and writes
-predictions.json and coco_metrics.json into the run directory. Per-epoch validation during training, ultralytics'
-own metrics and the fitness that picks best.pt are unchanged.
+For a data YAML with ``annotations: {split: JSON}``, validation also records each image's detections with the
+JSON's image and category ids and scores them against the JSON with cspdet.eval (crowd regions ignored, 100
+detections per image); the 12 numbers are kept as ``validator.metrics.coco``. Standalone validation prints them and
+the per-class AP after ultralytics' table and writes predictions.json and coco_metrics.json into the run directory;
+per-epoch validation during training prints one line (``cspdet.integration.loggers`` puts the numbers into
+results.csv and the loggers). Ultralytics' own metrics and the fitness that picks best.pt are unchanged.
 
 Releases differ in what ``update_metrics`` receives per image: a dict of tensors from 8.3.154 on, an (N, 6) tensor
 (x1, y1, x2, y2, conf, cls) before; ``gather_stats`` (DDP validation) exists from 8.3.218 on.
@@ -23,7 +24,7 @@ def coco_results(validator, model) -> CocoResults | None:
     """Return the collector for this validation, or None when COCO metrics do not apply."""
     split = validator.args.split or "val"
     annotations = (validator.data or {}).get("annotations") or {}
-    if validator.training or validator.args.task != "detect" or split not in annotations:
+    if validator.args.task != "detect" or split not in annotations:
         return None
     if validator.args.single_cls:
         LOGGER.warning("COCO metrics skipped: single_cls=True merges the categories they are computed per")
@@ -41,6 +42,7 @@ def coco_results(validator, model) -> CocoResults | None:
 def init_metrics(original, validator, model):
     """Set up the COCO collector; ultralytics' own save_json would write predictions.json with other ids."""
     validator.coco_results = coco_results(validator, model)
+    validator.metrics.coco = None  # this validation's numbers, once scored
     if validator.coco_results:
         validator.args.save_json = False
     original(validator, model)
@@ -76,10 +78,14 @@ def gather_stats(original, validator):
 
 
 def print_results(original, validator):
-    """After ultralytics' table: score, print and save the COCO metrics (also kept as ``metrics.coco``)."""
+    """After ultralytics' table: score, print and save the COCO metrics (also kept as ``metrics.coco``); in training,
+    score and print one line."""
     original(validator)
     results = getattr(validator, "coco_results", None)
-    if results:
+    if results and validator.training:
+        validator.metrics.coco = metrics = results.score()
+        LOGGER.info(f"{colorstr('COCO metrics')}: AP {metrics['AP']:.3f}, AP50 {metrics['AP50']:.3f}")
+    elif results:
         metrics = results.score(validator.save_dir)
         LOGGER.info(f"\n{colorstr('COCO metrics')} of {len(results.image_ids)} images against {results.annotations}")
         LOGGER.info(metrics_table(metrics))
@@ -104,7 +110,7 @@ def install():
     """Wrap DetectionValidator's methods above; gather_stats where the release has it (DDP validation)."""
     from ultralytics.models.yolo.detect import DetectionValidator
 
-    from cspdet.integration.plugin import wrap
+    from cspdet.patching import wrap
 
     for method in (init_metrics, update_metrics, gather_stats, print_results):
         if hasattr(DetectionValidator, method.__name__):

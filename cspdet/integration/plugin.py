@@ -1,8 +1,10 @@
 """cspdet as an ultralytics plugin: ``install()`` patches ultralytics so that registered modules work everywhere.
 
-``install()`` never raises: it probes every seam (``compat.status()``), installs those that passed, puts a guard in
-front of the features whose seam failed (so that using them fails with ``UnsupportedUltralytics``), and warns once
-when the release is untested or a probe failed. Stock ultralytics keeps working in every case.
+``install()`` never raises: it probes every seam (``compat.status()``), installs those that passed, wraps
+``BaseTrainer.__init__`` once for the seams that set trainers up (``TRAINER_SET_UP``), puts a guard in front of the
+features whose seam failed (so that using them fails with ``UnsupportedUltralytics``), and warns once when the release
+is untested or a probe failed. Stock ultralytics keeps working in every case. An uncaught cspdet error (bad input)
+ends a process in one line, without a traceback.
 
 Code that ``install()`` loads imports cspdet's leaf modules (``cspdet.eval.coco``, not ``cspdet.eval``): it may run
 while the import of a cspdet subpackage is what brought ultralytics in.
@@ -16,75 +18,21 @@ import importlib
 import sys
 from pathlib import Path
 
+from cspdet.catalog import ROWS
+from cspdet.errors import one_line_excepthook
 from cspdet.integration import compat
+from cspdet.patching import wrap, wrap_everywhere
 
-# cspdet's YAML modules: name -> (defining module, upstream module whose YAML parsing they get)
-BLOCKS = {
-    "ResidualBlock": ("cspdet.nn.blocks", "Conv"),
-    "WeightedResidualBlock": ("cspdet.nn.blocks", "Conv"),
-    "C3WRC": ("cspdet.nn.stages", "C3"),
-    "CSPBlock": ("cspdet.nn.stages", "C3"),
-    "C2fWRC": ("cspdet.nn.stages", "C2f"),
-    "C3k2WRC": ("cspdet.nn.stages", "C3k2"),
-}
-
-
-def _wrapped(original, replacement):
-    @functools.wraps(original)
-    def wrapped(*args, **kwargs):
-        return replacement(original, *args, **kwargs)
-
-    wrapped.cspdet = True
-    return wrapped
-
-
-def wrap(owner, name: str, replacement):
-    """Replace ``owner.name`` (a function or method) by one that calls ``replacement(original, *args)``."""
-    setattr(owner, name, _wrapped(getattr(owner, name), replacement))
-    owner_name = owner.__name__ if isinstance(owner, type(sys)) else f"{owner.__module__}.{owner.__qualname__}"
-    compat.status().patched.append(f"{owner_name}.{name}")
-
-
-@contextlib.contextmanager
-def replaced(owner, **values):
-    """Inside, ``owner``'s attributes named by ``values`` take those values; the originals come back after."""
-    originals = {name: getattr(owner, name) for name in values}
-    try:
-        for name, value in values.items():
-            setattr(owner, name, value)
-        yield
-    finally:
-        for name, value in originals.items():
-            setattr(owner, name, value)
-
-
-def wrap_everywhere(module, name: str, replacement):
-    """Wrap the function ``module.name`` as ``wrap`` does, and in every ultralytics module that imported it."""
-    original = getattr(module, name)
-    wrap(module, name, replacement)
-    for other in [m for n, m in sys.modules.items() if n.startswith("ultralytics")]:
-        if other is not module and getattr(other, name, None) is original:
-            setattr(other, name, getattr(module, name))
-
-
-def register_blocks():
-    """Make cspdet's blocks usable in model YAMLs and in restricted (weights-only) checkpoint loading."""
-    import torch
-
-    from cspdet.integration.registry import register_module
-    from cspdet.nn.blocks import WRCBottleneck
-    from cspdet.nn.stages import C3kWRC
-    from cspdet.nn.wrc import WeightedShortcut
-
-    for name, (module, like) in BLOCKS.items():
-        register_module(getattr(importlib.import_module(module), name), like=like)
-    torch.serialization.add_safe_globals([WeightedShortcut, WRCBottleneck, C3kWRC])  # inner classes in checkpoints
+# Seams whose ``set_up_trainer(trainer, cfg, overrides)`` runs around BaseTrainer.__init__, outermost first: every
+# torchrun process meets its job before anything else reads the trainer's arguments, then an augmentation pipeline
+# YAML becomes albumentations transforms.
+TRAINER_SET_UP = ("distributed", "data")
 
 
 def _refuse_blocks(original, d, *args, **kwargs):
     """parse_model guard while the registry seam is disabled: a row naming a cspdet module gets the clear error."""
     rows = [*d.get("backbone", []), *d.get("head", [])] if isinstance(d, dict) else []
-    names = sorted({row[2] for row in rows if isinstance(row, list) and len(row) > 2 and row[2] in BLOCKS})
+    names = sorted({row[2] for row in rows if isinstance(row, list) and len(row) > 2 and row[2] in ROWS})
     if names:
         compat.require("registry", use=f"{d.get('yaml_file') or 'model YAML'}: module '{names[0]}'")
     return original(d, *args, **kwargs)
@@ -124,11 +72,43 @@ def _warn(current: compat.Status):
     if not current.tested:
         parts.append(f"ultralytics {current.release} is not a release cspdet was tested with ({compat.tested_range()})")
     if current.failed:
-        failed = "; ".join(f"probe '{s}' failed ({why}): {compat.SEAMS[s]} off" for s, why in current.failed.items())
+        failed = "; ".join(
+            f"probe '{s}' failed ({why}): {compat.SEAMS[s].provides} off" for s, why in current.failed.items()
+        )
         parts.append(f"{failed}. Using those fails with an error that says so; stock ultralytics works as usual")
     else:
         parts.append("every probe passed, so cspdet is installed")
     LOGGER.warning("cspdet: " + "; ".join(parts))
+
+
+def init_trainer(steps, original, trainer, cfg=None, overrides=None, _callbacks=None):
+    """BaseTrainer.__init__ inside the ``set_up_trainer`` of each seam in ``steps`` (TRAINER_SET_UP, outermost first).
+
+    Each one is a context manager that yields the ``(cfg, overrides)`` for the next one (and finally the trainer) and
+    may finish the trainer's set-up once it is built.
+    """
+    from ultralytics.cfg import DEFAULT_CFG
+
+    cfg = DEFAULT_CFG if cfg is None else cfg
+    with contextlib.ExitStack() as stack:
+        for step in steps:
+            cfg, overrides = stack.enter_context(step(trainer, cfg, overrides))
+        original(trainer, cfg, overrides, _callbacks)
+
+
+def _wrap_trainer_init(current: compat.Status):
+    """One wrap of BaseTrainer.__init__ for the installed seams of TRAINER_SET_UP; they are off if it fails."""
+    seams = [s for s in TRAINER_SET_UP if s not in current.failed]
+    if not seams:
+        return
+    try:
+        from ultralytics.engine.trainer import BaseTrainer
+
+        steps = [importlib.import_module(f"cspdet.integration.{s}").set_up_trainer for s in seams]
+        wrap(BaseTrainer, "__init__", functools.partial(init_trainer, steps))
+    except Exception as e:
+        for seam in seams:
+            current.failed[seam] = f"installing it failed: {type(e).__name__}: {e}"
 
 
 def install():
@@ -140,15 +120,19 @@ def install():
     if current.installed:
         return
     current.installed = True
+    if not getattr(sys.excepthook, "cspdet", False):
+        sys.excepthook = one_line_excepthook(sys.excepthook)
     for seam in compat.SEAMS:
-        if seam not in current.failed:
-            try:
-                install_seam = getattr(importlib.import_module(f"cspdet.integration.{seam}"), "install", None)
-                if install_seam:
-                    install_seam()
-                continue
-            except Exception as e:  # a seam that passed its probe but cannot be installed is disabled as well
-                current.failed[seam] = f"installing it failed: {type(e).__name__}: {e}"
+        if seam in current.failed:
+            continue
+        try:
+            install_seam = getattr(importlib.import_module(f"cspdet.integration.{seam}"), "install", None)
+            if install_seam:
+                install_seam()
+        except Exception as e:  # a seam that passed its probe but cannot be installed is disabled as well
+            current.failed[seam] = f"installing it failed: {type(e).__name__}: {e}"
+    _wrap_trainer_init(current)
+    for seam in current.failed:
         try:
             _guard(seam)
         except Exception:  # no guard: the host stays as it is

@@ -19,7 +19,7 @@ from ultralytics.engine.predictor import BasePredictor
 from ultralytics.engine.results import Results
 from ultralytics.utils.checks import check_imgsz
 
-from cspdet.integration.plugin import replaced
+from cspdet.patching import replaced
 
 FLAGS = {"pt": "pt", "nn_module": "pt", "jit": "torchscript", "onnx": "onnx", "xml": "openvino"}  # before 8.4
 FREE_BATCH = {"pt", "torchscript"}  # formats that take any batch size even when exported without dynamic=True

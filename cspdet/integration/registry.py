@@ -9,23 +9,33 @@ A registered subclass of the upstream module with an ``adopt(stage, **extra)`` c
 C3k2WRC) is not constructed again: the proxy gets every row argument that the installed upstream class takes (matched
 by parameter name), so it is exactly the stage ultralytics builds, and the subclass adopts it in place with the
 remaining arguments. Such a model starts from the stock model's weights for the same seed.
+
+A row's ``wrc`` argument (of a module whose constructor or ``adopt`` takes one) is parsed once, at the row, into a
+``WRCSpec`` that goes down to every bottleneck; a bad value is an error naming the row. A row naming a module that is
+not registered yet loads the installed package that declares it (entry point group ``cspdet.modules``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import inspect
+import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-import ultralytics
 from torch import nn
 from ultralytics.nn import tasks
 from ultralytics.nn.modules import Conv
 from ultralytics.nn.modules.block import C3k
 from ultralytics.utils import LOGGER
+
+from cspdet.catalog import BLOCKS
+from cspdet.errors import CspdetError
+from cspdet.imports import ENTRY_POINTS, load_entry_point, rebuild, remember_class
+from cspdet.nn.upstream import parameters, upstream_arguments
+from cspdet.nn.wrc import WRCSpec
+from cspdet.patching import wrap, wrap_everywhere
 
 
 def _conv_args(p: nn.Module) -> list:
@@ -67,10 +77,6 @@ RULES = {
 }
 
 
-def _parameters(function) -> list[inspect.Parameter]:
-    return list(inspect.signature(function).parameters.values())
-
-
 @dataclass(frozen=True)
 class Registration:
     """A module usable in YAML rows, parsed like the upstream module ``like``; ``adopts``: see the module docstring."""
@@ -85,36 +91,35 @@ class Registration:
     def split(self, args: list, where: str) -> tuple[list, dict]:
         """Split an adopting row's arguments after ``c2`` into the upstream class's (in its order) and ``adopt``'s."""
         skip = 4 if RULES[self.like].repeats else 3  # self, c1, c2[, n]
-        ours = _parameters(self.module.__init__)[skip:]
+        ours = parameters(self.module.__init__)[skip:]
         values = {p.name: p.default for p in ours} | {p.name: a for p, a in zip(ours, args[1:])}
-        extra = {p.name for p in _parameters(self.module.adopt)[1:]}  # after the stage
-        upstream = upstream_arguments(
-            self.module, getattr(tasks, self.like), skip, {k: v for k, v in values.items() if k not in extra}, where
-        )
+        extra = {p.name for p in parameters(self.module.adopt)[1:]}  # after the stage
+        try:
+            upstream = upstream_arguments(
+                self.module, getattr(tasks, self.like), skip, {k: v for k, v in values.items() if k not in extra}, where
+            )
+        except ValueError as e:  # names the row
+            raise RowError(str(e)) from None
         return [args[0], *upstream], {k: v for k, v in values.items() if k in extra}
 
 
-def upstream_arguments(cls: type, upstream: type, skip: int, values: dict, where: str) -> list:
-    """Order ``values`` (arguments of ``cls``, a subclass of ``upstream``) as the installed ``upstream`` takes them.
+class RowError(CspdetError, ValueError):
+    """A model YAML row that cspdet cannot build; the message names the file and the row."""
 
-    Parameters are matched by name after the first ``skip`` (``self, c1, c2[, n]``), so that cspdet's stages follow
-    upstream's signature in every release (8.3's C3k2 has no ``attn``). A value for a parameter that the installed
-    upstream class lacks must be ``cls``'s default; otherwise this raises, naming it.
-    """
-    theirs = [p.name for p in _parameters(upstream.__init__)[skip:]]
-    defaults = {p.name: p.default for p in _parameters(cls.__init__)}
-    values, ordered = dict(values), []
-    for name in theirs:
-        if name not in values:
-            break  # the rest keep upstream's defaults
-        ordered.append(values.pop(name))
-    for name, value in values.items():
-        if value != defaults[name]:
-            raise ValueError(
-                f"{where}: {name}={value!r} needs an ultralytics whose {upstream.__name__} takes '{name}' (installed: "
-                f"ultralytics {ultralytics.__version__}, {upstream.__name__}{tuple(theirs)})"
-            )
-    return ordered
+
+def _spec(wrc, where: str) -> WRCSpec | None:
+    """A row's ``wrc`` argument as the WRCSpec (None: plain shortcuts) that every bottleneck of the row gets."""
+    try:
+        return WRCSpec.parse(wrc)
+    except ValueError as e:
+        raise RowError(f"{where}: {e}") from None
+
+
+def _with_spec(module: type, call: list, where: str) -> list:
+    """The constructor arguments ``call`` of ``module`` with the one named ``wrc``, if given, parsed (``_spec``)."""
+    names = [p.name for p in parameters(module.__init__)[1:]]
+    k = names.index("wrc") if "wrc" in names else len(call)
+    return [*call[:k], _spec(call[k], where), *call[k + 1 :]] if k < len(call) else call
 
 
 REGISTRY: dict[str, Registration] = {}
@@ -149,7 +154,20 @@ def register_module(module: type | None = None, *, like: str = "Conv", name: str
         raise ValueError(f"'{name}' is already registered for {known.module.__module__}.{known.module.__qualname__}")
     REGISTRY[name] = Registration(module, like)
     torch.serialization.add_safe_globals([module])  # restricted loading (ULTRALYTICS_SAFE_LOAD=true)
+    remember_class(module)  # its checkpoints find its module again (cspdet.imports)
     return module
+
+
+def register_blocks():
+    """Make cspdet's blocks (``cspdet.catalog``) usable in model YAMLs and, with their parts and the rebuild of users'
+    classes, in restricted (weights-only) checkpoint loading."""
+    for name, block in BLOCKS.items():
+        cls = getattr(importlib.import_module(block.module), name)
+        if block.like:
+            register_module(cls, like=block.like)
+        else:
+            torch.serialization.add_safe_globals([cls])
+    torch.serialization.add_safe_globals([rebuild])
 
 
 def _upstream_name(name: str) -> bool:
@@ -182,6 +200,24 @@ def _where(d: dict, i: int, row: list) -> str:
     return f"{d.get('yaml_file') or 'model YAML'} layer {i} {row}"
 
 
+def _registered(name, where: str) -> Registration:
+    """The registration of the row module ``name``; one that is not known yet comes from an installed package."""
+    if name not in REGISTRY and isinstance(name, str):
+        try:
+            declared = load_entry_point(name)
+        except CspdetError as e:
+            raise RowError(f"{where}: {e}") from None
+        if declared and name not in REGISTRY:
+            raise RowError(f"{where}: entry point {declared} did not register '{name}' (cspdet.register_module)")
+    if name not in REGISTRY:
+        raise RowError(
+            f"{where}: unknown module '{name}'. cspdet modules: {', '.join(sorted(REGISTRY))}; register your own "
+            "with cspdet.register_module in a module that the YAML's 'imports:' lists, or in an installed package "
+            f"that declares it (entry point group '{ENTRY_POINTS}')"
+        )
+    return REGISTRY[name]
+
+
 def parse_model(original: Callable, d: dict, ch, verbose: bool = True):
     """Run ultralytics' ``original`` parse_model on ``d`` with registered modules resolved through proxies.
 
@@ -198,14 +234,8 @@ def _parse_model(original: Callable, d: dict, ch, verbose: bool):
     rows = d["backbone"] + d["head"]
     ours = {}
     for i, row in enumerate(rows):
-        name = row[2]
-        if name in REGISTRY:
-            ours[i] = REGISTRY[name]
-        elif not isinstance(name, str) or not _upstream_name(name):
-            raise ValueError(
-                f"{_where(d, i, row)}: unknown module '{name}'. cspdet modules: {', '.join(sorted(REGISTRY))}; "
-                "register your own with cspdet.register_module"
-            )
+        if not (isinstance(row[2], str) and _upstream_name(row[2])):
+            ours[i] = _registered(row[2], _where(d, i, row))
     if not ours:
         return original(d, ch, verbose)
 
@@ -214,9 +244,12 @@ def _parse_model(original: Callable, d: dict, ch, verbose: bool):
         if i not in ours:
             return row
         if len(args) < 1:
-            raise ValueError(f"{_where(d, i, row)}: the first argument must be the output channels")
+            raise RowError(f"{_where(d, i, row)}: the first argument must be the output channels")
         if ours[i].adopts:
-            proxy_args, adopt_args[i] = ours[i].split([_value(d, a) for a in args], _where(d, i, row))
+            proxy_args, adopt = ours[i].split([_value(d, a) for a in args], _where(d, i, row))
+            if "wrc" in adopt:
+                adopt["wrc"] = _spec(adopt["wrc"], _where(d, i, row))
+            adopt_args[i] = adopt
             return [f, n, ours[i].like, proxy_args]
         return [f, n, ours[i].like, list(args[: RULES[ours[i].like].proxy_args])]
 
@@ -258,19 +291,20 @@ def _build(d: dict, i: int, row: list, registration: Registration, proxy: nn.Mod
         try:
             module = registration.module.adopt(proxy, **adopt)
         except Exception as e:
-            raise ValueError(f"{_where(d, i, row)}: {registration.module.__name__}{tuple(call)} failed: {e}") from e
+            raise RowError(f"{_where(d, i, row)}: {registration.module.__name__}{tuple(call)} failed: {e}") from e
         return _finish(module, i, f, registration, len(copies) if registration.like == "Conv" else resolved[2], call)
     if len(copies) > 1 and resolved[0] != resolved[1]:
-        raise ValueError(
+        raise RowError(
             f"{_where(d, i, row)}: {len(copies)} stacked copies need equal input and output channels, got "
             f"{resolved[0]} -> {resolved[1]}; change channels with a Conv row first"
         )
     act = next(m.act for m in proxy.modules() if isinstance(m, Conv))
+    arguments = _with_spec(registration.module, call, _where(d, i, row))
     try:
         with _default_activation(act):
-            built = [registration.module(*call) for _ in copies]
+            built = [registration.module(*arguments) for _ in copies]
     except Exception as e:
-        raise ValueError(f"{_where(d, i, row)}: {registration.module.__name__}{tuple(call)} failed: {e}") from e
+        raise RowError(f"{_where(d, i, row)}: {registration.module.__name__}{tuple(call)} failed: {e}") from e
     module = nn.Sequential(*built) if len(built) > 1 else built[0]
     return _finish(module, i, f, registration, len(copies) if registration.like == "Conv" else resolved[2], call)
 
@@ -295,15 +329,12 @@ def fuse(original, model, *args, **kwargs):
 
 def probe():
     """Check that parse_model resolves the proxies' arguments as RULES expects, and that the stages take theirs."""
-    from cspdet.integration import training
-
-    training.probe()  # a cspdet model trained without the training seam would decay its WRC weights
-    if [p.name for p in _parameters(tasks.parse_model)[:3]] != ["d", "ch", "verbose"]:
-        raise TypeError(f"parse_model takes {[p.name for p in _parameters(tasks.parse_model)]}, not (d, ch, verbose)")
+    if [p.name for p in parameters(tasks.parse_model)[:3]] != ["d", "ch", "verbose"]:
+        raise TypeError(f"parse_model takes {[p.name for p in parameters(tasks.parse_model)]}, not (d, ch, verbose)")
     if not callable(getattr(tasks.BaseModel, "fuse", None)):
         raise AttributeError("BaseModel.fuse is gone")
     for like, names in {"C3": "shortcut g e", "C2f": "shortcut g e", "C3k2": "c3k e g shortcut"}.items():
-        missing = set(names.split()) - {p.name for p in _parameters(getattr(tasks, like).__init__)}
+        missing = set(names.split()) - {p.name for p in parameters(getattr(tasks, like).__init__)}
         if missing:
             raise TypeError(f"{like} no longer takes {sorted(missing)}")
     rows = [[-1, 1, like, [16] + [False] * (rule.proxy_args - 1)] for like, rule in RULES.items()]
@@ -318,8 +349,6 @@ def probe():
 
 def install():
     """Parse registered modules in model YAMLs, fold WRC weights in fuse(), register cspdet's blocks."""
-    from cspdet.integration.plugin import register_blocks, wrap, wrap_everywhere
-
     register_blocks()
     wrap_everywhere(tasks, "parse_model", parse_model)
     wrap(tasks.BaseModel, "fuse", fuse)

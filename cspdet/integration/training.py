@@ -104,7 +104,7 @@ def install():
     from ultralytics.engine.trainer import BaseTrainer
     from ultralytics.utils.callbacks.base import default_callbacks
 
-    from cspdet.integration.plugin import wrap
+    from cspdet.patching import wrap
 
     wrap(BaseTrainer, "build_optimizer", build_optimizer)
     default_callbacks["on_train_epoch_end"].append(record_wrc_weights)

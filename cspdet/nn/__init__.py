@@ -1,23 +1,12 @@
-"""cspdet's neural blocks: residual and weighted-residual blocks, CSP stages."""
+"""cspdet's neural blocks: residual and weighted-residual blocks, CSP stages (every block of ``cspdet.catalog``)."""
+
+import importlib
 
 import ultralytics  # noqa: F401  (first: cspdet installs itself into ultralytics before its own modules load)
 
-from cspdet.nn.blocks import ResidualBlock, WeightedResidualBlock, WRCBottleneck
+from cspdet.catalog import BLOCKS
 from cspdet.nn.fold import fold_shortcuts
-from cspdet.nn.stages import C3WRC, C2fWRC, C3k2WRC, C3kWRC, CSPBlock
-from cspdet.nn.wrc import PRESETS, WeightedShortcut, WRCSpec
+from cspdet.nn.wrc import PRESETS, WRCSpec
 
-__all__ = [
-    "PRESETS",
-    "C2fWRC",
-    "C3WRC",
-    "C3k2WRC",
-    "C3kWRC",
-    "CSPBlock",
-    "ResidualBlock",
-    "WRCBottleneck",
-    "WRCSpec",
-    "WeightedResidualBlock",
-    "WeightedShortcut",
-    "fold_shortcuts",
-]
+globals().update({name: getattr(importlib.import_module(block.module), name) for name, block in BLOCKS.items()})
+__all__ = [*BLOCKS, "PRESETS", "WRCSpec", "fold_shortcuts"]

@@ -10,9 +10,8 @@ from cspdet.nn.fold import coefficients, foldable, require_fused, scale_output
 from cspdet.nn.wrc import WeightedShortcut, WRCSpec
 
 
-def weighted_shortcut(c: int, wrc, last: Conv, residual: bool = True) -> WeightedShortcut | None:
-    """Return the WeightedShortcut for ``wrc`` (None for a plain shortcut), zeroing ``last``'s BN gamma if asked."""
-    spec = WRCSpec.parse(wrc)  # validate even where the block ends up without a shortcut
+def weighted_shortcut(c: int, spec: WRCSpec | None, last: Conv, residual: bool = True) -> WeightedShortcut | None:
+    """Return the WeightedShortcut for ``spec`` (None for a plain shortcut), zeroing ``last``'s BN gamma if asked."""
     if spec is None or not residual:
         return None
     if spec.zero_last:
@@ -36,7 +35,7 @@ class ResidualBlock(nn.Module):
         self.cv2 = Conv(c2, c2, 3, act=False)
         self.shortcut = Conv(c1, c2, 1, s, act=False) if s != 1 or c1 != c2 else nn.Identity()
         self.act = Conv.default_act
-        self.wrc = weighted_shortcut(c2, wrc, self.cv2)
+        self.wrc = weighted_shortcut(c2, WRCSpec.parse(wrc), self.cv2)
 
     def fuse_shortcuts(self):
         """Fold alpha into cv2 and beta into the projection (after fuse()) where foldable; an identity keeps beta."""
@@ -87,7 +86,7 @@ class WRCBottleneck(Bottleneck):
 
     def __init__(self, c1: int, c2: int, shortcut: bool = True, g: int = 1, k=(3, 3), e: float = 0.5, wrc=True):
         super().__init__(c1, c2, shortcut, g, k, e)
-        self.wrc = weighted_shortcut(c2, wrc, self.cv2, self.add)
+        self.wrc = weighted_shortcut(c2, WRCSpec.parse(wrc), self.cv2, self.add)
 
     @classmethod
     def adopt(cls, block: Bottleneck, wrc=True) -> WRCBottleneck:
@@ -97,7 +96,7 @@ class WRCBottleneck(Bottleneck):
         seed a weighted model starts from the stock model's convolutions.
         """
         block.__class__ = cls
-        block.wrc = weighted_shortcut(block.cv2.conv.out_channels, wrc, block.cv2, block.add)
+        block.wrc = weighted_shortcut(block.cv2.conv.out_channels, WRCSpec.parse(wrc), block.cv2, block.add)
         return block
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

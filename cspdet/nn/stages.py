@@ -11,9 +11,10 @@ from torch import nn
 from ultralytics.nn.modules import C3, C2f, C3k2, Conv
 from ultralytics.nn.modules.block import C3k
 
-from cspdet.integration.registry import upstream_arguments
 from cspdet.nn.blocks import ResidualBlock, WRCBottleneck
 from cspdet.nn.fold import fuse_c2f_shortcuts, fuse_c3_shortcuts
+from cspdet.nn.upstream import upstream_arguments
+from cspdet.nn.wrc import WRCSpec
 
 
 class CSPBlock(nn.Module):
@@ -34,7 +35,8 @@ class CSPBlock(nn.Module):
         if not 0 < self.c < c2:
             raise ValueError(f"CSPBlock e={e} with c2={c2} leaves a part empty: need 0 < int(c2 * e) < c2")
         self.cv1 = Conv(c1, c2, 1)
-        self.m = nn.Sequential(*(ResidualBlock(self.c, self.c, 1, wrc) for _ in range(n)))
+        spec = WRCSpec.parse(wrc)
+        self.m = nn.Sequential(*(ResidualBlock(self.c, self.c, 1, spec) for _ in range(n)))
         self.cv2 = Conv(self.c, self.c, 1)  # partial transition of the block path
         self.cv3 = Conv(c2, c2, 1)  # transition after the concatenation
 
@@ -51,13 +53,14 @@ class WeightedStage:
     def adopt(cls, stage: nn.Module, wrc=True):
         """Turn ultralytics' ``stage`` (an instance of this class's upstream base) into this class in place."""
         stage.__class__ = cls
+        spec = WRCSpec.parse(wrc)
         for block in stage.m:
             if isinstance(block, C3k):
-                C3kWRC.adopt(block, wrc)
+                C3kWRC.adopt(block, spec)
             elif isinstance(block, nn.Sequential):  # C3k2's Bottleneck + PSABlock attention block
-                WRCBottleneck.adopt(block[0], wrc)
+                WRCBottleneck.adopt(block[0], spec)
             else:
-                WRCBottleneck.adopt(block, wrc)
+                WRCBottleneck.adopt(block, spec)
         return stage
 
 

@@ -3,11 +3,13 @@
 import json
 import re
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from helpers.coco_files import coco_json, write_coco_dataset, write_image
+from helpers import REPO
+from helpers.coco_files import ONE_FOLDER, coco_json, tree, write_coco_dataset, write_image, write_one_folder_dataset
 from PIL import Image
 from ultralytics.cfg import get_cfg
 from ultralytics.data import build_yolo_dataset
@@ -234,3 +236,82 @@ def test_bundled_coco_yaml_reads_the_official_layout(tmp_path):
     data = check_det_dataset(str(tmp_path / "coco.yaml"))
     assert data["names"] == {0: "person", 1: "toothbrush"} and data["val"] == str(tmp_path / "val2017")
     assert build(data, "val").labels[0]["cls"].tolist() == [[1.0]]
+
+
+@pytest.mark.parametrize(("split", "mode"), [("train", "train"), ("val", "val"), ("test", "val")])
+def test_splits_sharing_an_image_folder_read_their_own_images(tmp_path, log_lines, split, mode):
+    """Training builds 'train'; validation builds the split it is told (``split=``, 'val' by default)."""
+    data = check_det_dataset(str(write_one_folder_dataset(tmp_path)))
+    cfg = get_cfg(overrides={"imgsz": 64, "split": split})
+    dataset = build_yolo_dataset(cfg, data[split], 4, data, mode=mode, stride=32)
+    listed = json.loads((tmp_path / "annotations" / f"instances_{split}.json").read_text())
+    assert dataset.split == split and dataset.json_file.name == f"instances_{split}.json"
+    assert sorted(Path(f).name for f in dataset.im_files) == sorted(i["file_name"] for i in listed["images"])
+    boxes = len(listed["annotations"])
+    assert any(f"'{split}' split, instances_{split}.json: {ONE_FOLDER[split]} images, {boxes} boxes" in line
+               for line in log_lines)  # fmt: skip
+
+
+def test_a_split_that_is_none_of_those_sharing_the_folder_is_an_error(tmp_path):
+    data = check_det_dataset(str(write_one_folder_dataset(tmp_path)))
+    cfg = get_cfg(overrides={"imgsz": 64, "split": "minival"})
+    with pytest.raises(ValueError, match=r"data.yaml: splits train, val, test share the image folder .*'minival'"):
+        build_yolo_dataset(cfg, data["val"], 4, data, mode="val", stride=32)
+
+
+def test_caches_go_to_the_cache_folder_whole(tmp_path, monkeypatch):
+    """Scan and JSON caches land in CSPDET_CACHE_DIR, never in the dataset; a second build reads them unchanged."""
+    monkeypatch.setenv("CSPDET_CACHE_DIR", str(tmp_path / "cache"))
+    root = tmp_path / "data"
+    before = tree(write_coco_dataset(root).parent)
+    data = check_det_dataset(str(root / "data.yaml"))
+    assert len(build(data)) == 8 and len(build(data, "val")) == 4
+    assert tree(root) == before
+    cached = tree(tmp_path / "cache")
+    names = sorted(p.name.split("-")[0] + "".join(p.suffixes) for p in cached)  # no temporary file left behind
+    assert names == [f"instances_{s}{x}" for s in ("train", "val") for x in (".cache", ".cspdet.npz")]
+    assert len(build(check_det_dataset(str(root / "data.yaml")))) == 8
+    assert tree(tmp_path / "cache") == cached
+
+
+def test_default_cache_folder_is_in_ultralytics_config_dir(monkeypatch):
+    from ultralytics.utils import USER_CONFIG_DIR
+
+    from cspdet.data.cache import cache_dir
+
+    monkeypatch.delenv("CSPDET_CACHE_DIR", raising=False)
+    assert cache_dir() == USER_CONFIG_DIR / "cspdet_cache"
+
+
+def test_a_cache_folder_that_cannot_be_written_costs_only_the_cache(tmp_path, monkeypatch, log_lines):
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv("CSPDET_CACHE_DIR", str(tmp_path / "file" / "cache"))
+    data = check_det_dataset(str(write_coco_dataset(tmp_path / "data")))
+    assert len(build(data)) == 8
+    assert any("COCO cache not saved" in line for line in log_lines)
+    assert any("scan cache not saved" in line for line in log_lines)
+
+
+BCCD = REPO.parent / "shared" / "data" / "bccd"  # the real dataset, read-only (its SOURCE.md)
+
+
+@pytest.mark.skipif(not (BCCD / "annotations").is_dir(), reason=f"BCCD not found at {BCCD}")
+def test_bccd_splits_from_its_one_folder(tmp_path, log_lines):
+    """datasets/bccd.yaml on the real BCCD: each split reads its JSON's images, scoring maps every val image, and
+    the read-only folder is left as it was."""
+    from cspdet.data import find_bundled
+    from cspdet.eval.results import CocoResults
+
+    before = tree(BCCD)
+    text = find_bundled("bccd.yaml").read_text().replace("path: bccd", f"path: {BCCD}")
+    (tmp_path / "bccd.yaml").write_text(text)
+    data = check_det_dataset(str(tmp_path / "bccd.yaml"))
+    assert data["names"] == {0: "RBC", 1: "WBC", 2: "Platelets"}
+    train = build_yolo_dataset(get_cfg(overrides={"imgsz": 320}), data["train"], 8, data, mode="train", stride=32)
+    val = build_yolo_dataset(get_cfg(overrides={"imgsz": 320}), data["val"], 8, data, mode="val", stride=32)
+    assert (len(train), sum(len(lb["cls"]) for lb in train.labels)) == (291, 3847)
+    assert (len(val), sum(len(lb["cls"]) for lb in val.labels)) == (73, 1039)
+    assert not set(train.im_files) & set(val.im_files)
+    assert any("'val' split, instances_val.json: 73 images, 1039 boxes" in line for line in log_lines)
+    assert len(CocoResults(data["annotations"]["val"], data["val"], val.im_files).image_ids) == 73
+    assert tree(BCCD) == before

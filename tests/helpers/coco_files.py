@@ -62,3 +62,33 @@ def write_coco_dataset(root: Path, n_train: int = 8, n_val: int = 4, size: int =
         "  train: annotations/instances_train.json\n  val: annotations/instances_val.json\n"
     )
     return data
+
+
+ONE_FOLDER = {"train": 6, "val": 3, "test": 2}  # images per split, all in one images/ folder (as BCCD)
+
+
+def write_one_folder_dataset(root: Path) -> Path:
+    """A COCO layout whose splits share the folder images/, each JSON listing its own images (val: 2 boxes each)."""
+    k = 0
+    for split, count in ONE_FOLDER.items():
+        images, annotations = [], []
+        for _ in range(count):
+            k += 1
+            boxes = [[4.0 + k, 4.0, 20.0, 16.0]] + ([[30.0, 30.0, 12.0, 20.0]] if split == "val" else [])
+            write_image(root / "images" / f"img_{k:03d}.jpg", 64, 64, boxes)
+            images.append({"id": k, "file_name": f"img_{k:03d}.jpg", "width": 64, "height": 64})
+            annotations += [{"image_id": k, "category_id": 3, "bbox": b} for b in boxes]
+        coco_json(root / "annotations" / f"instances_{split}.json", images, annotations)
+    data = root / "data.yaml"
+    data.write_text(
+        f"path: {root}\n"
+        + "".join(f"{split}: images\n" for split in ONE_FOLDER)
+        + "annotations:\n"
+        + "".join(f"  {split}: annotations/instances_{split}.json\n" for split in ONE_FOLDER)
+    )
+    return data
+
+
+def tree(root: Path) -> dict:
+    """Every path under ``root`` with its size and modification time."""
+    return {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(root.rglob("*"))}

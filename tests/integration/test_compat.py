@@ -2,23 +2,26 @@
 keeps the outputs of every bundled model."""
 
 import re
+import sys
 
 import pytest
 import torch
-from helpers import REPO
+from helpers import REPO, run
 from torch import nn
 from ultralytics.nn.tasks import DetectionModel
 
 from cspdet.integration import compat
 from cspdet.nn import WeightedShortcut
+from cspdet.patching import PATCHED
 
 
 @pytest.mark.compat("probes")
 def test_every_probe_passes_and_every_seam_is_installed():
     status = compat.status()
     assert status.installed and status.failed == {}
-    assert "ultralytics.nn.tasks.parse_model" in status.patched
-    assert "ultralytics.data.build.YOLODataset" in status.patched
+    assert "ultralytics.nn.tasks.parse_model" in PATCHED
+    assert "ultralytics.data.build.YOLODataset" in PATCHED
+    assert PATCHED.count("ultralytics.engine.trainer.BaseTrainer.__init__") == 1  # one wrap for every seam
 
 
 def test_range_is_the_pyproject_requirement_and_the_compat_table():
@@ -70,3 +73,16 @@ def test_fused_model_equals_unfused(name):
     torch.testing.assert_close(after, before, atol=1e-3, rtol=1e-3)
     shortcuts = [m for m in model.modules() if isinstance(m, WeightedShortcut)]
     assert all(m.frozen for m in shortcuts) and not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+
+
+def test_a_seam_is_off_when_a_seam_it_needs_failed(tmp_path):
+    """The training probe fails (a callback event is gone): registry, which needs it, is off too, saying why."""
+    (tmp_path / "sitecustomize.py").write_text(
+        "from ultralytics.utils.callbacks.base import default_callbacks\ndel default_callbacks['on_train_end']\n"
+    )
+    env = {"CSPDET_AUTOLOAD": "0", "PYTHONPATH": str(tmp_path)}
+    out = run([sys.executable, "-m", "cspdet", "info"], cwd=tmp_path, env=env, check=False).stdout
+    assert re.search(r"\n  training +FAILED: KeyError: .*callback events \['on_train_end'\] are gone", out), out
+    assert re.search(r"\n  registry +FAILED: needs 'training', which is off", out), out
+    assert re.search(r"\n  configs +ok", out)
+    assert "ultralytics.nn.tasks.BaseModel.fuse" not in out.split("patched in ultralytics:")[1]

@@ -139,8 +139,8 @@ def test_launch_problems_stop_every_node_at_start(shapes, tmp_path):
     for folder in ("cspdet", "cfg"):
         shutil.copytree(REPO / folder, other / folder, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "_cspdet_hook.py", other)
-    init = other / "cspdet" / "__init__.py"
-    init.write_text(init.read_text().replace('__version__ = "', '__version__ = "0.0.0+other-'))
+    version = other / "cspdet" / "version.py"
+    version.write_text(version.read_text().replace('__version__ = "', '__version__ = "0.0.0+other-'))
     train = ["train", "model=csp_wrc-n.yaml", f"data={shapes}", f"project={tmp_path / 'runs'}", "device=0,1"]
     train += [f"{k}={v}" for k, v in TRAIN.items() if k != "device"]
     with loopback_nodes([YOLO, *train], tmp_path, env=[{}, {"PYTHONPATH": str(other)}]) as nodes:

@@ -36,6 +36,7 @@ CHECKS = {  # compat marker argument -> column of docs/compat.md
     "COCO": "COCO JSON",
     "video": "video",
     "torchrun": "torchrun, 2 nodes",
+    "pretrained": "pretrained into modified YAMLs",
 }
 
 
