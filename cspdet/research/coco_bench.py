@@ -261,6 +261,20 @@ def ingest_report(images: int, boxes: int, rounds: int, folder: Path, convert_co
         "and at most 1.0 GiB, the cache hit at most 1.5 s. Where the no-cache row's time goes: cProfile of one more "
         "run, CPU seconds of each function's own time."
     )
+    cold, warm = median["cold"], median["warm"]
+    verdict = [
+        f"cache hit {warm['seconds']:.1f} s ({_met(warm['seconds'] <= 1.5)})",
+        f"no cache {cold['peak_gib']:.2f} GiB ({_met(cold['peak_gib'] <= 1.0)})",
+    ]
+    if "convert_coco" in median:
+        speedup = median["convert_coco"]["seconds"] / cold["seconds"]
+        verdict.insert(0, f"no cache {speedup:.1f}x convert_coco ({_met(speedup >= 15)})")
+    lead = cold["seconds"] - warm["seconds"]
+    text += (
+        f" Measured: {', '.join(verdict)}. The cache stays while the no-cache run takes more than a second longer "
+        f"than a cache hit; here it takes {lead:.1f} s longer, so "
+        + ("the cache stays." if lead > 1 else "removing the cache is worth weighing.")
+    )
     header = ["", "median s", "runs s", "peak RSS GiB", "speed-up vs convert_coco"]
     tables = [Table(header, rows), Table(["function (no cache)", "CPU s", "share"], hot)]
     return Report("coco-ingest", "COCO JSON ingestion (train2017-sized)", text, tables)
@@ -318,8 +332,18 @@ def eval_report(images: int, boxes: int, detections: int, rounds: int) -> Report
         "pycocotools'. Target: cspdet.eval at least 1.8x faster-coco-eval at a max abs diff of 0. Where cspdet.eval's "
         "time goes: cProfile of one more run, CPU seconds of each function's own time."
     )
+    speedup = median["faster-coco-eval"] / median["cspdet.eval"]
+    diff = np.abs(np.subtract(stats["cspdet.eval"], stats["pycocotools"])).max()
+    text += (
+        f" Measured: cspdet.eval {speedup:.2f}x faster-coco-eval ({_met(speedup >= 1.8)}), max abs diff {diff:.1e} "
+        f"({_met(diff == 0)})."
+    )
     tables = [Table(header, rows), Table(["function (cspdet.eval)", "CPU s", "share"], hot)]
     return Report("coco-eval", "COCO box scoring: pycocotools vs faster-coco-eval vs cspdet.eval", text, tables)
+
+
+def _met(ok: bool) -> str:
+    return "target met" if ok else "target missed"
 
 
 if __name__ == "__main__":
