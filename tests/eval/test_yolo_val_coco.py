@@ -1,6 +1,7 @@
 """Official COCO metrics from the stock `yolo` CLI on a COCO-format data YAML: after training and in `yolo val`."""
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -54,7 +55,9 @@ def check_run(run_dir: Path, data: Path, output: str):
 def test_training_reports_coco_metrics_of_best(trained):
     run_dir, data, output = trained
     check_run(run_dir, data, output)
-    assert output.count("COCO metrics") == 1  # only the validation of best.pt, not every epoch
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", output)  # without colorstr's colours
+    assert plain.count("COCO metrics of ") == 1  # the table: only the validation of best.pt
+    assert plain.count("COCO metrics: AP ") == 1  # one line per epoch (1 epoch)
     assert "instances_train.json: 8 images, 16 boxes," in output and "19 without 'area' (taken from the box)" in output
 
 
