@@ -28,9 +28,11 @@ COMMANDS = {  # name -> module of cspdet.cli
 FAILURES = (CspdetError, ValueError, OSError)  # bad input: reported in one line, no traceback
 
 
-def add_commands(subparsers, modules: dict[str, str], dest: str) -> list[argparse.ArgumentParser]:
+def add_commands(
+    subparsers, modules: dict[str, str], dest: str, function: str = "run"
+) -> list[argparse.ArgumentParser]:
     """Add a parser per ``cspdet.cli`` module of ``modules`` (name -> module): its docstring as help, its arguments,
-    and its ``run`` as ``dest``; return the parsers."""
+    and its ``function`` as ``dest``; return the parsers."""
     parsers = []
     for name, module_name in modules.items():
         module = importlib.import_module(f"cspdet.cli.{module_name}")
@@ -39,7 +41,7 @@ def add_commands(subparsers, modules: dict[str, str], dest: str) -> list[argpars
             name, help=doc.split("\n")[0], description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
         )
         module.add_arguments(parser)
-        parser.set_defaults(**{dest: module.run})
+        parser.set_defaults(**{dest: getattr(module, function)})
         parsers.append(parser)
     return parsers
 

@@ -10,8 +10,7 @@ docs/benchmarks.md. Exit status 1 when a benchmark's checks of its own outputs f
 
 from __future__ import annotations
 
-import argparse
-import importlib
+from cspdet.cli import add_commands
 
 BENCHMARKS = {  # name -> module of cspdet.cli with a docstring, add_arguments(parser) and reports(args)
     "model": "bench_model",
@@ -25,14 +24,7 @@ BENCHMARKS = {  # name -> module of cspdet.cli with a docstring, add_arguments(p
 
 def add_benchmarks(subparsers, benchmarks: dict[str, str]):
     """Add a parser per benchmark module (name -> module of cspdet.cli), with its ``reports`` as ``_reports``."""
-    for name, module_name in benchmarks.items():
-        module = importlib.import_module(f"cspdet.cli.{module_name}")
-        doc = module.__doc__.strip()
-        parser = subparsers.add_parser(
-            name, help=doc.split("\n")[0], description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
-        )
-        module.add_arguments(parser)
-        parser.set_defaults(_reports=module.reports)
+    add_commands(subparsers, benchmarks, "_reports", function="reports")
 
 
 def add_arguments(parser):
