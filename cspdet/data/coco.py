@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 from ultralytics.utils import LOGGER
 
 from cspdet.data.cache import cache_file
-from cspdet.data.coco_format import CocoFormatError, check_instances, gc_paused, read_instances
+from cspdet.data.coco_format import CocoFormatError, read_instances
 from cspdet.files import atomic_write
 
 __all__ = ["CocoFormatError", "CocoIndex", "cache_path", "content_key", "load_coco", "parse_coco"]
@@ -54,10 +55,17 @@ class CocoIndex:
     offsets: np.ndarray
     counts: dict
 
+    @cached_property
+    def _label_arrays(self) -> tuple[np.ndarray, list]:
+        """What ``labels`` slices: the classes as an (m, 1) float32 array, and the offsets as a list."""
+        return self.cls[:, None].astype(np.float32), self.offsets.tolist()
+
     def labels(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        """Return image ``i``'s classes (k, 1) and normalised xywh boxes (k, 4) as float32, as ultralytics labels."""
-        start, end = self.offsets[i], self.offsets[i + 1]
-        return self.cls[start:end, None].astype(np.float32), self.boxes[start:end]
+        """Return image ``i``'s classes (k, 1) and normalised xywh boxes (k, 4) as float32, as ultralytics labels
+        (views of the index's arrays)."""
+        cls, offsets = self._label_arrays
+        start, end = offsets[i], offsets[i + 1]
+        return cls[start:end], self.boxes[start:end]
 
     def summary(self) -> str:
         """One line with every count."""
@@ -130,11 +138,7 @@ def _save(index: CocoIndex, path: Path):
 
 def parse_coco(json_file: Path, key: str = "") -> CocoIndex:
     """Parse and check a COCO instances JSON into a CocoIndex (no cache involved); see ``cspdet.data.coco_format``."""
-    with gc_paused():  # the JSON's millions of objects live until the end: collecting them would be wasted time
-        d = read_instances(json_file)
-        found = check_instances(d, json_file)
-        del d
-
+    found = read_instances(json_file)
     # Categories: class k is the k-th category by id
     order = np.argsort(found.category_ids, kind="stable")
     rank = np.empty_like(order)
@@ -143,17 +147,21 @@ def parse_coco(json_file: Path, key: str = "") -> CocoIndex:
     category_ids = found.category_ids[order]
     cls = rank[found.categories]
 
-    # Clip to the image, drop what has no area left, skip crowd regions
-    image_index, boxes, crowd, sizes = found.images, found.boxes, found.crowd, found.sizes
-    hw = sizes[image_index]
-    xyxy = np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], 1)
-    clipped_xyxy = xyxy.clip(0, np.tile(hw[:, ::-1], 2))
-    has_area = (clipped_xyxy[:, 2] > clipped_xyxy[:, 0]) & (clipped_xyxy[:, 3] > clipped_xyxy[:, 1])
+    # Clip to the image, drop what has no area left, skip crowd regions (one contiguous array per coordinate)
+    image_index, crowd, sizes = found.images, found.crowd, found.sizes
+    x, y, w, h = np.ascontiguousarray(found.boxes.T)
+    height, width = sizes[:, 0][image_index], sizes[:, 1][image_index]
+    right, bottom = x + w, y + h
+    x1, y1, x2, y2 = (np.clip(v, 0, limit) for v, limit in ((x, width), (y, height), (right, width), (bottom, height)))
+    has_area = (x2 > x1) & (y2 > y1)
     keep = ~crowd & has_area
-    clipped = keep & (clipped_xyxy != xyxy).any(1)
-    order = np.argsort(image_index[keep], kind="stable")
-    xyxy, wh = clipped_xyxy[keep][order], np.tile(hw[keep][order][:, ::-1], 2)
-    xywh = np.concatenate([(xyxy[:, :2] + xyxy[:, 2:]) / 2, xyxy[:, 2:] - xyxy[:, :2]], 1) / wh
+    clipped = keep & ((x1 != x) | (y1 != y) | (x2 != right) | (y2 != bottom))
+    kept = np.flatnonzero(keep)
+    kept = kept[np.argsort(image_index[kept], kind="stable")]
+    x1, y1, x2, y2, width, height = (v[kept] for v in (x1, y1, x2, y2, width, height))
+    xywh = np.empty((len(kept), 4), np.float32)
+    xywh[:, 0], xywh[:, 1] = (x1 + x2) / 2 / width, (y1 + y2) / 2 / height
+    xywh[:, 2], xywh[:, 3] = (x2 - x1) / width, (y2 - y1) / height
     per_image = np.bincount(image_index[keep], minlength=len(found.image_ids))
     counts = {
         "images": len(found.image_ids),
@@ -171,8 +179,8 @@ def parse_coco(json_file: Path, key: str = "") -> CocoIndex:
         image_ids=found.image_ids,
         files=np.array(found.files, dtype=str),
         sizes=sizes.astype(np.int64),
-        cls=cls[keep][order].astype(np.int32),
-        boxes=xywh.astype(np.float32),
+        cls=cls[kept].astype(np.int32),
+        boxes=xywh,
         offsets=np.concatenate([[0], np.cumsum(per_image)]).astype(np.int64),
         counts=counts,
     )

@@ -1,4 +1,5 @@
-"""Official COCO box metrics (faster-coco-eval's COCOeval_faster) for any COCO-format annotation file."""
+"""Official COCO box metrics for any COCO-format annotation file: COCOeval's algorithm on whole arrays, with the
+numbers of pycocotools (``cspdet.eval.reference``, an extra) to the last bit."""
 
 import ultralytics  # noqa: F401  (first: cspdet installs itself into ultralytics before its own modules load)
 

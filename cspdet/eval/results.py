@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import posixpath
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +27,7 @@ class CocoResults:
     def __init__(self, annotations: str | Path, image_dir: str | Path, image_files: list[str]):
         self.annotations = str(annotations)
         self.gt = load_annotations(annotations)
-        names = {posixpath.normpath(image["file_name"]): image["id"] for image in self.gt.dataset["images"]}
+        names = dict(zip(self.gt.files, self.gt.image_ids.tolist()))  # file names normalised
         self.image_ids = {}
         for file in image_files:
             name = Path(os.path.relpath(file, image_dir)).as_posix()
@@ -37,7 +36,7 @@ class CocoResults:
             self.image_ids[file] = names[name]
         if len(self.image_ids) < len(names):
             LOGGER.warning(f"{annotations}: scoring the {len(self.image_ids)} of its {len(names)} images that are read")
-        self.category_ids = np.array(sorted(self.gt.cats))
+        self.category_ids = np.sort(self.gt.category_ids)
         self.detections = []
 
     def add(self, image_file: str, boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray):

@@ -11,10 +11,21 @@ def test_startup_and_coco_benchmarks_print_their_tables(tmp_path):
     args = ["--images", "30", "--boxes", "200", "--detections", "10", "--rounds", "1"]
     text = cspdet("bench", "coco-eval", *args).stdout
     diff = re.search(r"\| cspdet\.eval \| [\d.]+ \|.*\| ([\d.e+-]+) \|", text)[1]
-    assert float(diff) < 1e-6  # the same 12 numbers as pycocotools
+    assert float(diff) == 0  # the same 12 numbers as pycocotools, to the last bit
     args = ["--images", "40", "--boxes", "300", "--rounds", "1", "--dir", str(tmp_path)]
     text = cspdet("bench", "coco-ingest", *args).stdout
     assert "| cspdet, cache hit (labels) |" in text and "| ultralytics convert_coco (to .txt) |" in text
+
+
+def test_coco_eval_without_the_bench_extra_names_it(tmp_path):
+    """Without pycocotools (an extra), the benchmark stops at once with one line naming the extra to install."""
+    (tmp_path / "pycocotools").mkdir()
+    (tmp_path / "pycocotools" / "__init__.py").write_text("raise ImportError('not installed')\n")
+    out = cspdet("bench", "coco-eval", "--images", "10", env={"PYTHONPATH": str(tmp_path)}, check=False)
+    assert out.returncode == 1 and out.stderr.strip().splitlines() == [
+        "cspdet bench: error: cspdet bench coco-eval needs pycocotools, which is not installed: "
+        "pip install 'cspdet[bench]'"
+    ]
 
 
 def test_model_benchmark_ratio_of_twins():

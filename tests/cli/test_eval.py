@@ -3,9 +3,10 @@
 import json
 
 from helpers import cspdet
-from helpers.coco_cases import edge_case, pycocotools_scores
+from helpers.coco_cases import edge_case
 
 from cspdet.eval import METRIC_KEYS, save_json
+from cspdet.eval.reference import pycocotools_scores
 
 
 def test_scores_files_and_writes_metrics(tmp_path):

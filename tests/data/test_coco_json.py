@@ -239,3 +239,19 @@ def test_unreadable_cache_is_replaced(tmp_path):
     cache_path(path).write_bytes(b"PK\x03\x04 truncated")
     assert load_coco(path).counts["boxes"] == 1
     assert load_coco(path).key == load_coco(path, cache=False).key and cache_path(path).stat().st_size > 100
+
+
+@pytest.mark.parametrize(
+    "segmentation",
+    [[], {}, [[]], "x", 5, None, True, [[1, 2, 3]], {"counts": [1, 2]}, {"counts": "a\\\\b", "size": [1]}, [[[[1]]]]],
+)
+def test_unusual_segmentations_are_never_read(tmp_path, segmentation):
+    """Whatever a 'segmentation' holds (empty, RLE, a wrong type), the boxes train as without it."""
+    annotations = [{"image_id": 7, "category_id": 3, "bbox": [10, 10, 20, 10]}, {"image_id": 3, "category_id": 17,
+                   "bbox": [1, 1, 2, 2], "iscrowd": 1}]  # fmt: skip
+    plain = load_coco(coco_json(tmp_path / "plain.json", IMAGES, annotations), cache=False)
+    unusual = [dict(a, segmentation=segmentation) for a in annotations]
+    index = load_coco(coco_json(tmp_path / "unusual.json", IMAGES, unusual), cache=False)
+    assert index.counts == plain.counts
+    for field in ("names", "category_ids", "image_ids", "files", "sizes", "cls", "boxes", "offsets"):
+        np.testing.assert_array_equal(getattr(index, field), getattr(plain, field))

@@ -61,7 +61,7 @@ def test_scores_only_the_images_read(val_split, tmp_path):
     results = CocoResults(json_file, image_dir, files[1:2])
     results.add(files[1], *ground_truth_detections(coco, coco["images"][1]["id"]))
     metrics = results.score(tmp_path)
-    assert metrics["AP"] == 1.0 and [c["instances"] for c in metrics["per_class"]] == [1, 1]
+    assert metrics["AP"] == pytest.approx(1.0) and [c["instances"] for c in metrics["per_class"]] == [1, 1]
 
 
 def test_image_missing_from_the_json_is_an_error(val_split):

@@ -1,8 +1,5 @@
-"""COCO test cases (hand-made edge cases, generated data) and the pycocotools reference scorer."""
+"""COCO scoring test cases: hand-made edge cases, generated data, a tiny COCO-format dataset on disk."""
 
-import contextlib
-import copy
-import io
 import json
 from pathlib import Path
 
@@ -10,27 +7,6 @@ import cv2
 import numpy as np
 
 from cspdet.research.coco_bench import synthetic_coco
-
-
-def pycocotools_scores(annotations: dict, predictions: list) -> tuple[np.ndarray, dict]:
-    """Return pycocotools' 12 numbers and its per-category AP {category id: AP} (-1 where undefined)."""
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO()
-        gt.dataset = copy.deepcopy(annotations)
-        gt.createIndex()
-        evaluator = COCOeval(gt, gt.loadRes(copy.deepcopy(predictions)), "bbox")
-        evaluator.evaluate()
-        evaluator.accumulate()
-        evaluator.summarize()
-    precision = evaluator.eval["precision"][:, :, :, 0, -1]
-    per_class = {}
-    for k, category_id in enumerate(evaluator.params.catIds):
-        p = precision[:, :, k]
-        per_class[category_id] = float(p[p > -1].mean()) if (p > -1).any() else -1.0
-    return np.array(evaluator.stats), per_class
 
 
 def _box(x, y, w, h):

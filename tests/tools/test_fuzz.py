@@ -6,7 +6,10 @@ from collections import Counter
 
 import pytest
 
-from tools.fuzz.harness import KINDS, Mutant, check_training, fuzz_tables, mutants, run_fuzz, seed_dataset
+from tools.fuzz import run_fuzz
+from tools.fuzz.mutations import KINDS, Mutant, mutants, seed_dataset
+from tools.fuzz.oracle import check_training
+from tools.fuzz.report import fuzz_tables
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +75,15 @@ def test_training_one_step(seed, tmp_path):
     stopped = check_training(Mutant(1, "manual", "no images", json.dumps(doc).encode()), tmp_path / "stopped",
                              seed.parent / "images")  # fmt: skip
     assert stopped.verdict == "stopped" and "No valid images" in stopped.detail
+
+
+def test_unusual_segmentations_train(seed, tmp_path):
+    """Segmentation values that are empty, RLE, or of a wrong type are never read: the file trains one step and the
+    final validation scores it as pycocotools does."""
+    doc = json.loads(seed.read_text())
+    values = [[], {}, [[]], "x", 5, None, {"counts": [3, 4], "size": [64, 64]}, [[1.5, 2.5, 3.5]]]
+    for k, a in enumerate(doc["annotations"]):
+        a["segmentation"] = values[k % len(values)]
+    mutant = Mutant(0, "manual", "unusual segmentations", json.dumps(doc).encode())
+    outcome = check_training(mutant, tmp_path / "train", seed.parent / "images")
+    assert outcome.verdict == "works", outcome.detail

@@ -23,7 +23,9 @@ from pathlib import Path
 
 from cspdet.cli import FAILURES
 from tools.benchdoc import REPO, command_line, update_section
-from tools.fuzz.harness import fuzz_tables, run_fuzz, seed_dataset
+from tools.fuzz import run_fuzz
+from tools.fuzz.mutations import seed_dataset
+from tools.fuzz.report import fuzz_tables
 
 DEFAULT_DOC = REPO / "docs" / "robustness.md"
 
