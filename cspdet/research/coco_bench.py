@@ -289,8 +289,7 @@ def eval_report(images: int, boxes: int, detections: int, rounds: int) -> Report
     from cspdet.eval.coco import save_json
     from cspdet.eval.reference import require
 
-    for module in ("pycocotools", "faster_coco_eval"):
-        require(module, "cspdet bench coco-eval")
+    require("pycocotools", "cspdet bench coco-eval")  # faster-coco-eval is a dependency of cspdet
 
     with tempfile.TemporaryDirectory() as tmp:
         files = [str(Path(tmp) / "annotations.json"), str(Path(tmp) / "predictions.json")]
