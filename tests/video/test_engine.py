@@ -13,7 +13,7 @@ from ultralytics import YOLO
 from cspdet.video import VideoError, load_backend, predict_video, predict_videos
 from cspdet.video.detections import mismatched_frames, read_detections
 from cspdet.video.engine import Feed, Lane
-from cspdet.video.sources import Frame, open_source
+from cspdet.video.sources import Frame, Gap, open_source
 
 
 @pytest.mark.compat("video")
@@ -99,6 +99,15 @@ def test_a_live_lane_keeps_only_the_newest_waiting_frame_and_bounds_those_in_fli
     feed.release(0)
     feed.end(0)
     assert [f.index for f in feed.take(4)] == [6] and feed.take(4) == []
+
+
+def test_a_live_lane_keeps_the_gap_of_a_dropped_frame():
+    """The first frame after a reconnection is dropped while inference is busy: the frame kept records the gap."""
+    feed = Feed([Lane(waiting_max=8, in_flight_max=2, live=True)])
+    feed.put(0, Frame(0, 0, 0.0, 0.0, None, gap=Gap(-2.0, 2.0)))
+    feed.put(0, Frame(1, 1, 1 / 30, 0.0, None))
+    (kept,) = feed.take(4)
+    assert kept.index == 1 and kept.gap == Gap(-2.0, 2.0)
 
 
 def test_a_live_stream_drops_what_comes_while_inference_is_busy_and_keeps_the_newest(tmp_path, backend):
