@@ -180,4 +180,7 @@ def test_several_sources_are_tracked_each_with_its_own_trackers(tmp_path, model,
     for i in range(2):
         together = [json.loads(line) for line in rows[i].read_text().splitlines()]
         alone = [json.loads(line) for line in (tmp_path / f"alone{i}.jsonl").read_text().splitlines()]
-        assert together == alone and sum(len(row.get("ids", [])) for row in together) > 10  # the same tracks
+        # batches differ in size alone and together, so boxes are equal to the float tolerance; the tracks exactly
+        assert [row.get("ids") for row in together] == [row.get("ids") for row in alone]
+        assert mismatched_frames(read_detections(rows[i]), read_detections(tmp_path / f"alone{i}.jsonl")) == []
+        assert sum(len(row.get("ids", [])) for row in together) > 10
