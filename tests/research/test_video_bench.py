@@ -1,5 +1,5 @@
-"""`cspdet bench video` run small: every command timed, the detections compared, the CPU per stage and the drawing
-costs reported, its tables printed."""
+"""`cspdet bench video` run small: every command timed, the detections compared, the CPU per stage (in the runs and in
+one thread) and the drawing costs reported, its tables printed."""
 
 import re
 
@@ -28,6 +28,9 @@ def test_benchmark_prints_its_table(tmp_path):
         decode, prepost, runtime, drawing, encoding, pipeline, total = map(float, cpu.groups())
         assert min(decode, prepost, runtime, drawing, encoding) > 0 and total > pipeline > 0
         assert pipeline == pytest.approx(total - runtime, abs=0.02)
+        serial = re.search(rf"^\| `{re.escape(name)}` \| " + r" \| ".join([r"([\d.]+)"] * 6) + r" \|$", text, re.M)
+        *alone, together, in_the_run = map(float, serial.groups())  # four stages in one thread, their sum, pipeline
+        assert min(alone) > 0 and together == pytest.approx(sum(alone), abs=0.02) and in_the_run == pipeline
     assert "| `yolo predict model=best.pt imgsz=96 save=True` | - |" in text
     for way in ("ultralytics `Results.plot`", "cspdet `BoxPainter`", "supervision `BoxAnnotator` + `LabelAnnotator`"):
         assert re.search(rf"^\| {re.escape(way)} \| [\d.]+ \|$", text, re.M)
