@@ -10,7 +10,10 @@ import pytest
 from helpers import OFFLINE_ENV, write_tiny_yolo_dataset
 
 os.environ.update(OFFLINE_ENV)
-os.environ.setdefault("YOLO_CONFIG_DIR", str(Path(os.environ.get("TMPDIR", "/tmp")) / "cspdet-tests-yolo-config"))
+worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # pytest -n: each worker its own config (settings.json)
+os.environ.setdefault(
+    "YOLO_CONFIG_DIR", str(Path(os.environ.get("TMPDIR", "/tmp")) / f"cspdet-tests-yolo-config{worker}")
+)
 
 
 def _offline_font():
