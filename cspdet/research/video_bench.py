@@ -129,8 +129,8 @@ def inference_cost(backend, video: str | Path, count: int = TIMED_FRAMES) -> flo
 
 def stage_floors(backend, video: str | Path, count: int | None = None) -> dict[str, float]:
     """CPU milliseconds per frame of each stage of ``cspdet video`` but the runtime, on ``video``'s frames through
-    cspdet's own source, predictor and sinks, each batch taken through the stages one after the other in this thread:
-    what the stages cost with nothing else on the cores, the floor under a run's stage columns.
+    cspdet's own source, predictor and sinks, each batch taken through the stages one after the other in this thread
+    (the runtime's inference between them, not counted): what the stages cost without the run's threads and queues.
 
     Args:
         backend (Backend): The model loaded by ``load_backend``.
