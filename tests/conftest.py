@@ -10,10 +10,12 @@ import pytest
 from helpers import OFFLINE_ENV, write_tiny_yolo_dataset
 
 os.environ.update(OFFLINE_ENV)
-worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # pytest -n: each worker its own config (settings.json)
-os.environ.setdefault(
-    "YOLO_CONFIG_DIR", str(Path(os.environ.get("TMPDIR", "/tmp")) / f"cspdet-tests-yolo-config{worker}")
-)
+# The processes tests start cache their bytecode: environments that uv builds hold no .pyc, and without this every
+# `yolo` or `python` started in one compiles torch and ultralytics anew (seconds each).
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+config_dir = os.environ.get("YOLO_CONFIG_DIR") or f"{os.environ.get('TMPDIR', '/tmp')}/cspdet-tests-yolo-config"
+worker = os.environ.get("PYTEST_XDIST_WORKER")  # pytest -n: each worker its own config (settings.json)
+os.environ["YOLO_CONFIG_DIR"] = f"{config_dir}-{worker}" if worker else config_dir
 
 
 def _offline_font():

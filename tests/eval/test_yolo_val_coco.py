@@ -32,7 +32,7 @@ def trained(tmp_path_factory):
             del a["area"]
         path.write_text(json.dumps(coco))
     project = tmp_path_factory.mktemp("runs")
-    args = ["model=csp_wrc-n.yaml", f"data={data}", "epochs=1", f"project={project}", "name=train", *CPU]
+    args = ["model=csp_wrc-n.yaml", f"data={data}", "epochs=1", f"project={project}", "name=train", "plots=False", *CPU]
     out = yolo("train", *args, cwd=project)
     return project / "train", data, out.stdout + out.stderr
 

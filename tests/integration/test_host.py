@@ -14,7 +14,7 @@ from helpers import REPO, run
 
 from tools.envs import build_env, find_uv
 
-TRAIN = ["epochs=1", "imgsz=64", "batch=4", "workers=0", "device=cpu", "exist_ok=True"]
+TRAIN = ["epochs=1", "imgsz=64", "batch=4", "workers=0", "device=cpu", "exist_ok=True", "plots=False"]
 YOLO = "import sys; from ultralytics.cfg import entrypoint; sys.exit(entrypoint())"  # the `yolo` console script
 UNTESTED = "is not a release cspdet was tested with"
 

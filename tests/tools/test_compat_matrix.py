@@ -3,6 +3,7 @@
 import json
 import sys
 
+import pytest
 from helpers import REPO, run
 
 from tools.compat import write_doc
@@ -29,10 +30,11 @@ def test_not_in_the_selection():
 """
 
 
-def test_plugin_records_each_compat_test(tmp_path):
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one process", "two xdist workers"])
+def test_plugin_records_each_compat_test(tmp_path, workers):
     (tmp_path / "test_sample.py").write_text(TESTS)
     report = tmp_path / "report.json"
-    args = [sys.executable, "-m", "pytest", "-p", "tools.compat.plugin", "-p", "no:cacheprovider", "-q"]
+    args = [sys.executable, "-m", "pytest", "-p", "tools.compat.plugin", "-p", "no:cacheprovider", "-q", *workers]
     env = {REPORT_ENV: str(report), "PYTHONPATH": str(REPO)}  # the plugin of this checkout, from another folder
     result = run([*args, "test_sample.py"], cwd=tmp_path, env=env, check=False)
     assert result.returncode == 1  # test_b

@@ -2,8 +2,9 @@
 (``python -m tools.compat [RELEASE ...]``).
 
 Each release gets a uv virtual environment holding this checkout (editable, with its dev extras), that ultralytics
-release and the running interpreter's torch. The tests marked ``compat`` then run there in one pytest process, with
-the pytest plugin ``tools.compat.plugin`` recording each test's check (the marker's argument), outcome and time.
+release and the running interpreter's torch. The tests marked ``compat`` then run there in one pytest run (two xdist
+workers, as the README's test command), with the pytest plugin ``tools.compat.plugin`` recording each test's check
+(the marker's argument), outcome and time.
 Results are kept per release in docs/compat.json, so that a run of some releases rewrites only their rows; with
 ``resume`` a release already run at the current commit is skipped.
 """
@@ -56,7 +57,7 @@ def run_release(release: str, envs: Path, repo: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "VIRTUAL_ENV"}}  # only that environment
     env.update({REPORT_ENV: str(report), "TMPDIR": str(scratch), "YOLO_CONFIG_DIR": str(scratch / "yolo")})
     pytest = [python, "-m", "pytest", "-m", "compat", "-p", "tools.compat.plugin", "-p", "no:cacheprovider"]
-    pytest += ["--continue-on-collection-errors", "-q", "-rfE"]
+    pytest += ["-n", "2", "--dist", "loadscope", "--continue-on-collection-errors", "-q", "-rfE"]  # as the README's
     start = time.perf_counter()
     with open(folder / "pytest.log", "w") as log:
         subprocess.run(pytest, cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT)
