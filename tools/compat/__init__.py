@@ -57,7 +57,8 @@ def run_release(release: str, envs: Path, repo: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "VIRTUAL_ENV"}}  # only that environment
     env.update({REPORT_ENV: str(report), "TMPDIR": str(scratch), "YOLO_CONFIG_DIR": str(scratch / "yolo")})
     pytest = [python, "-m", "pytest", "-m", "compat", "-p", "tools.compat.plugin", "-p", "no:cacheprovider"]
-    pytest += ["-n", "2", "--dist", "loadscope", "--continue-on-collection-errors", "-q", "-rfE"]  # as the README's
+    pytest += ["-n", "2", "--dist", "loadscope"]  # two workers, as the README's test command
+    pytest += ["--continue-on-collection-errors", "-q", "-rfE"]
     start = time.perf_counter()
     with open(folder / "pytest.log", "w") as log:
         subprocess.run(pytest, cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT)
