@@ -2,20 +2,54 @@
 
 ``Results.plot`` spends most of its time per box: tensor indexing, an anti-aliased thick rectangle, text measured and
 rendered. Here every box edge is an array slice (the solid band that OpenCV's thick line paints), and every label is
-rendered once by ultralytics' own ``Annotator.box_label`` and then copied from a cache. Colours, line width, label
+rendered once by ultralytics' own ``Annotator.box_label`` and then copied from a cache (shared by the inference
+threads' painters of one frame size, so that each label is rendered once per video). Colours, line width, label
 text, placement and drawing order are those of ``Results.plot``; only the faint anti-aliased fringe of the edges and
 the tails of descenders below a label's background are left out.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 
 import cv2
 import numpy as np
 from ultralytics.utils.plotting import Annotator, colors
 
-LABEL_CACHE = 4096  # rendered labels kept (about 5 kB each): the classes and two-digit scores seen recently
+# Rendered labels kept, in bytes: at 640x360 (about 7 kB a label) every class of COCO with the scores seen in a clip
+LABEL_CACHE_BYTES = 64 << 20
+
+
+class LabelCache:
+    """Rendered labels by key, for the painters of several threads: at most ``budget`` bytes, the least recently used
+    dropped first.
+
+    Args:
+        budget (int): Bytes of label pixels kept.
+    """
+
+    def __init__(self, budget: int = LABEL_CACHE_BYTES):
+        """An empty cache."""
+        self.items, self.bytes, self.budget, self.lock = OrderedDict(), 0, budget, threading.Lock()
+
+    def get(self, key) -> np.ndarray | None:
+        """The label stored under ``key``, or None."""
+        with self.lock:
+            if (patch := self.items.get(key)) is not None:
+                self.items.move_to_end(key)
+            return patch
+
+    def put(self, key, patch: np.ndarray) -> np.ndarray:
+        """Store ``patch`` under ``key``, dropping the oldest beyond the budget; return the label kept (another
+        thread's, when it stored one first)."""
+        with self.lock:
+            if (kept := self.items.get(key)) is not None:
+                return kept
+            self.items[key], self.bytes = patch, self.bytes + patch.nbytes
+            while self.bytes > self.budget:
+                self.bytes -= self.items.popitem(last=False)[1].nbytes
+            return patch
 
 
 class BoxPainter:
@@ -28,23 +62,25 @@ class BoxPainter:
         boxes (bool): Draw the boxes at all.
         conf (bool): Put the score in the label.
         labels (bool): Put the class name (and track id) in the label.
+        cache (LabelCache, optional): Rendered labels, shared with the painters of other threads that draw the same
+            names at the same size and style; a cache of its own when None.
     """
 
-    def __init__(self, names: dict, shape: tuple, line_width=None, boxes=True, conf=True, labels=True):
+    def __init__(self, names: dict, shape: tuple, line_width=None, boxes=True, conf=True, labels=True, cache=None):
         """Measure the style once: line width, font scale and thickness of ultralytics' Annotator for this size."""
         self.names, self.shape, self.show, self.conf, self.labels = names, shape[:2], boxes, conf, labels
+        self.cache = LabelCache() if cache is None else cache
         style = Annotator(np.zeros(shape, np.uint8), line_width)
         self.lw, self.font = style.lw, (style.sf, style.tf)
         self.half = _band(self.lw)
         self.label_height = cv2.getTextSize("0", 0, fontScale=self.font[0], thickness=self.font[1])[0][1] + 3
-        self.canvas, self.cache, self.edges = np.zeros((0, 0, 3), np.uint8), OrderedDict(), {}
+        self.canvas, self.edges = np.zeros((0, 0, 3), np.uint8), {}
 
     def label(self, text: str, color: tuple, inside: bool) -> np.ndarray:
         """The label ``text`` on its background as ``Annotator.box_label`` renders it above a box (with the box's edge
         below it) or, ``inside``, just inside the box's top edge; cached."""
         key = (text, color, inside)
         if (patch := self.cache.get(key)) is not None:
-            self.cache.move_to_end(key)
             return patch
         width = cv2.getTextSize(text, 0, fontScale=self.font[0], thickness=self.font[1])[0][0]
         h = self.label_height
@@ -56,10 +92,7 @@ class BoxPainter:
         top = 0 if inside else h  # box_label puts the label inside when the box's top is above the label height
         self.annotator.box_label([0, top, width + 1, len(canvas) - 1], text, color)
         rows = h + 1 if inside else h + self.half + 1  # the background's rows (and the edge below an outside one)
-        self.cache[key] = patch = canvas[:rows, : width + 1].copy()
-        if len(self.cache) > LABEL_CACHE:
-            self.cache.popitem(last=False)
-        return patch
+        return self.cache.put(key, canvas[:rows, : width + 1].copy())
 
     def _edges(self, color: tuple) -> tuple[np.ndarray, np.ndarray]:
         """A horizontal and a vertical edge of ``color`` as long as the frame, to copy pieces from."""

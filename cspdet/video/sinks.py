@@ -12,7 +12,6 @@ PyAV: H.264 ``yuv420p`` by default, which browsers play, with the input's timest
 from __future__ import annotations
 
 import collections
-import json
 import math
 import os
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import av
 import cv2
+import msgspec
 import numpy as np
 from ultralytics.utils import LOGGER
 
@@ -150,7 +150,7 @@ class JsonLinesSink(TextSink):
             row["ids"] = ids
         if frame.gap:
             row["gap"] = {"start": round(frame.gap.start, 6), "length": round(frame.gap.length, 6)}
-        return json.dumps(row) + "\n"
+        return msgspec.json.encode(row).decode() + "\n"  # compact; several times faster than json.dumps
 
 
 class MotSink(TextSink):

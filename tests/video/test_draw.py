@@ -1,6 +1,7 @@
 """Boxes drawn by the BoxPainter look as `Results.plot` draws them: the same pixels but for anti-aliased fringes."""
 
 import itertools
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ from ultralytics import YOLO
 from ultralytics.engine.results import Results
 
 from cspdet.video import open_source
-from cspdet.video.draw import BoxPainter
+from cspdet.video.draw import BoxPainter, LabelCache
 
 
 @pytest.mark.parametrize("tracked", [False, True])
@@ -45,3 +46,22 @@ def test_labels_at_the_frame_edges_move_as_results_plot_moves_them():
     ours = BoxPainter(names, (120, 160, 3))(np.zeros((120, 160, 3), np.uint8), data[:, :4], data[:, 5], data[:, 4])
     changed = theirs.max(2) > 80
     assert changed.sum() > 2000 and (np.abs(ours - theirs).max(2)[changed] <= 24).mean() > 0.95
+
+
+def test_painters_of_two_threads_render_each_label_once():
+    cache = LabelCache()
+    painters = [BoxPainter({0: "bottle"}, (120, 160, 3), cache=cache) for _ in range(2)]
+    with ThreadPoolExecutor(2) as pool:  # as the inference workers: one painter per thread, the labels in common
+        first, second = pool.map(lambda p: p.label("bottle 0.50", (255, 0, 0), False), painters)
+    assert first is second and len(cache.items) == 1 and first.shape[1] > 40
+
+
+def test_label_cache_drops_the_least_recently_used_beyond_its_budget():
+    patch = np.zeros((20, 50, 3), np.uint8)
+    cache = LabelCache(budget=2 * patch.nbytes)
+    cache.put("a", patch)
+    cache.put("b", patch)
+    assert cache.get("a") is patch  # now the most recent
+    cache.put("c", patch)
+    assert cache.get("b") is None and cache.get("a") is patch and cache.get("c") is patch
+    assert cache.bytes == 2 * patch.nbytes
