@@ -61,7 +61,7 @@ class Backend:
     batch: int
     threads: int | None
     _painters: threading.local = field(default_factory=threading.local, repr=False)
-    _labels: dict = field(default_factory=dict, repr=False)  # frame shape -> LabelCache shared by the threads
+    _labels: LabelCache = field(default_factory=LabelCache, repr=False)  # of every thread's painters
 
     @property
     def ascii_names(self) -> bool:
@@ -87,9 +87,8 @@ class Backend:
         painters = self._painters.__dict__
         image = result.orig_img
         if (painter := painters.get(image.shape)) is None:
-            labels = self._labels.setdefault(image.shape, LabelCache())  # atomic: one cache per size
             painter = painters[image.shape] = BoxPainter(
-                result.names, image.shape, a.line_width, a.show_boxes, a.show_conf, a.show_labels, labels
+                result.names, image.shape, a.line_width, a.show_boxes, a.show_conf, a.show_labels, self._labels
             )
         data = boxes.data.cpu().numpy()  # x1, y1, x2, y2, (track id,) score, class
         return painter(image, data[:, :4], data[:, -1], data[:, -2], data[:, 4] if boxes.is_track else None)

@@ -2,8 +2,8 @@
 
 ``Results.plot`` spends most of its time per box: tensor indexing, an anti-aliased thick rectangle, text measured and
 rendered. Here every box edge is an array slice (the solid band that OpenCV's thick line paints), and every label is
-rendered once by ultralytics' own ``Annotator.box_label`` and then copied from a cache (shared by the inference
-threads' painters of one frame size, so that each label is rendered once per video). Colours, line width, label
+rendered once by ultralytics' own ``Annotator.box_label`` and then copied from a cache (one for all the inference
+threads' painters, so that each label is rendered once per video). Colours, line width, label
 text, placement and drawing order are those of ``Results.plot``; only the faint anti-aliased fringe of the edges and
 the tails of descenders below a label's background are left out.
 """
@@ -62,8 +62,8 @@ class BoxPainter:
         boxes (bool): Draw the boxes at all.
         conf (bool): Put the score in the label.
         labels (bool): Put the class name (and track id) in the label.
-        cache (LabelCache, optional): Rendered labels, shared with the painters of other threads that draw the same
-            names at the same size and style; a cache of its own when None.
+        cache (LabelCache, optional): Rendered labels, shared with the painters of other threads and frame sizes
+            that draw the same names (keyed by style too); a cache of its own when None.
     """
 
     def __init__(self, names: dict, shape: tuple, line_width=None, boxes=True, conf=True, labels=True, cache=None):
@@ -79,7 +79,7 @@ class BoxPainter:
     def label(self, text: str, color: tuple, inside: bool) -> np.ndarray:
         """The label ``text`` on its background as ``Annotator.box_label`` renders it above a box (with the box's edge
         below it) or, ``inside``, just inside the box's top edge; cached."""
-        key = (text, color, inside)
+        key = (text, color, inside, self.lw, self.font)
         if (patch := self.cache.get(key)) is not None:
             return patch
         width = cv2.getTextSize(text, 0, fontScale=self.font[0], thickness=self.font[1])[0][0]
